@@ -1,0 +1,52 @@
+# Thin wrapper over CMake/CTest.  `make run` and `make test` are the two
+# commands a newcomer needs; see README.md.
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD     ?= build
+ASAN      ?= build-asan
+LISTEN    ?= 127.0.0.1:8787
+DATA_DIR  ?= ./var
+WERROR    := $(if $(CI),ON,ON)
+
+.PHONY: all deps build build-asan run test test-unit test-asan test-sdk lint bench fuzz clean sdk-deps
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALLOWD_WERROR=$(WERROR) \
+		-DALLOWD_SDK_TESTS=ON >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DALLOWD_WERROR=$(WERROR) \
+		-DALLOWD_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN) -j $(JOBS)
+
+run: build
+	./$(BUILD)/allowd --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+sdk-deps:
+	@cd tests/sdk && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] \
+		|| npm ci --no-audit --no-fund --loglevel=error; }
+
+lint:
+	@bash scripts/lint.sh
+
+# The whole suite: lint, unit + e2e + SDK tests on the normal build, then unit +
+# e2e tests again under ASan+UBSan.
+test: build build-asan sdk-deps lint
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j $(JOBS) -LE sdk
+
+bench: build
+	bash bench/api.sh
+
+fuzz:
+	@echo "fuzz targets: see fuzz/README.md" && bash fuzz/run.sh
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

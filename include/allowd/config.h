@@ -1,0 +1,42 @@
+/*
+ * config.h - server options.  One table (src/core/config.c) defines each
+ * option's flag, environment variable, type, default, bounds and help; the
+ * parser, `allowd --help` and docs/configuration.md all come from it.
+ */
+#ifndef ALLOWD_CONFIG_H
+#define ALLOWD_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct allowd_config {
+	char *listen;             /* ADDR:PORT; port 0 = any free port */
+	char *data_dir;
+	int64_t threads;          /* HTTP worker threads */
+	int64_t max_body;         /* bytes */
+	int64_t max_connections;
+	int64_t connection_timeout; /* seconds of inactivity before a connection is closed */
+	int64_t max_header_bytes; /* per-connection memory for the request line and headers */
+	char *log_level;
+	int64_t access_log;       /* 0 or 1 */
+	int64_t notify_fd;        /* -1 = none; otherwise write the bound port there */
+} allowd_config;
+
+/* Sets every option to its default. */
+void allowd_config_defaults(allowd_config *c);
+void allowd_config_clear(allowd_config *c);
+
+/*
+ * Applies ALLOWD_* environment variables, then argv flags (which win).
+ * Returns 0, 1 when --help or --version was printed (exit 0), or
+ * ALLOWD_EINVALID with a message naming the option.
+ */
+int allowd_config_load(allowd_config *c, int argc, char **argv);
+
+/* Prints the option table as `--help` text. */
+void allowd_config_usage(FILE *out, const char *argv0);
+
+/* Prints the option table as a Markdown table (docs/configuration.md). */
+void allowd_config_markdown(FILE *out);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * store.h - durable storage of accounts, credentials and allow policies.
+ *
+ * One interface, several backends behind a function table
+ * (src/store/store_backend.h): SQLite today, PostgreSQL next.  Every
+ * function here is thread-safe.  A write returns only after it is durable
+ * (it survives kill -9 and power loss as far as fsync allows); concurrent
+ * writes share commits.
+ *
+ * Errors: ALLOWD_ENOTFOUND for an id not in the account, ALLOWD_EINVALID
+ * and ALLOWD_EDUPLICATE for input rules that need the stored state,
+ * ALLOWD_EUNAVAILABLE when the disk refuses a write, ALLOWD_ERR otherwise.
+ */
+#ifndef ALLOWD_STORE_H
+#define ALLOWD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "allowd/policy.h"
+
+typedef struct allowd_store allowd_store;
+
+typedef struct allowd_store_options {
+	const char *path;   /* SQLite database file */
+	int busy_timeout_ms; /* 0 = default (5000) */
+} allowd_store_options;
+
+/* Opens (creating and migrating as needed) the store; free with allowd_store_free. */
+int allowd_store_open(allowd_store **out, const allowd_store_options *opts);
+void allowd_store_free(allowd_store *s);
+
+/* Schema version the store is at (for tests and `allowctl`). */
+int allowd_store_schema_version(allowd_store *s);
+
+/* ---- allow policies ------------------------------------------------- */
+
+typedef enum allowd_list_order {
+	ALLOWD_ORDER_ID = 0,
+	ALLOWD_ORDER_PATTERN,
+	ALLOWD_ORDER_CREATED_AT,
+} allowd_list_order;
+
+#define ALLOWD_TRISTATE_ANY (-1)
+
+typedef struct allowd_list_query {
+	int64_t page;     /* >= 1 */
+	int64_t per_page; /* 1..1000 */
+	int pattern_type; /* allowd_pattern_type, or ALLOWD_TRISTATE_ANY */
+	const char *pattern; /* exact match on the stored pattern, or NULL */
+	const char *search;  /* case-insensitive substring of pattern or comments */
+	int is_trusted_sender;    /* 0, 1 or ALLOWD_TRISTATE_ANY */
+	int is_acceptable_sender;
+	int is_exempt_recipient;
+	int verify_sender;
+	allowd_list_order order;
+	bool descending;
+} allowd_list_query;
+
+/* Sets every filter to "any", page 1, 20 per page, ordered by id. */
+void allowd_list_query_init(allowd_list_query *q);
+
+typedef struct allowd_policy_list {
+	allowd_policy **items; /* owned */
+	size_t count;
+	int64_t total_count;   /* all policies matching the filters */
+} allowd_policy_list;
+
+void allowd_policy_list_clear(allowd_policy_list *l);
+
+/*
+ * Validates and stores `p` (which must not have an id).  On success p->id,
+ * created_at and modified_at are set.
+ */
+int allowd_store_policy_create(allowd_store *s, const char *account_id, allowd_policy *p);
+
+int allowd_store_policy_get(allowd_store *s, allowd_policy **out, const char *account_id,
+			    int64_t id);
+
+/* Applies the patch, validates the result and stores it; *out = the new policy. */
+int allowd_store_policy_update(allowd_store *s, allowd_policy **out, const char *account_id,
+			       const allowd_policy_patch *patch);
+
+int allowd_store_policy_delete(allowd_store *s, const char *account_id, int64_t id);
+
+int allowd_store_policy_list(allowd_store *s, allowd_policy_list *out, const char *account_id,
+			     const allowd_list_query *q);
+
+/*
+ * A batch: deletes, then patches, then puts (full replacements keeping
+ * created_at), then posts, in one transaction.  When one item fails nothing
+ * is changed and the error's pointer names it ("/patches/3/pattern").
+ */
+typedef struct allowd_batch {
+	const int64_t *deletes;
+	size_t n_deletes;
+	const allowd_policy_patch *patches;
+	size_t n_patches;
+	const allowd_policy_patch *puts; /* fields = ALLOWD_FIELDS_CREATE|COMMENTS */
+	size_t n_puts;
+	allowd_policy *const *posts;
+	size_t n_posts;
+} allowd_batch;
+
+typedef struct allowd_batch_result {
+	int64_t *deleted; /* ids, n_deletes of them */
+	allowd_policy_list patched, put, posted;
+} allowd_batch_result;
+
+void allowd_batch_result_clear(allowd_batch_result *r);
+
+int allowd_store_batch(allowd_store *s, allowd_batch_result *out, const char *account_id,
+		       const allowd_batch *b);
+
+/* ---- accounts and credentials --------------------------------------- */
+
+typedef enum allowd_perm {
+	ALLOWD_PERM_NONE = 0,
+	ALLOWD_PERM_READ = 1,
+	ALLOWD_PERM_WRITE = 2,
+} allowd_perm;
+
+#define ALLOWD_ACCOUNT_ID_LEN 32
+#define ALLOWD_HASH_LEN 32
+
+int allowd_store_account_create(allowd_store *s, const char *id, const char *name);
+/* 0 when the account exists, ALLOWD_ENOTFOUND otherwise. */
+int allowd_store_account_exists(allowd_store *s, const char *id);
+/* Number of accounts (used to detect a first start). */
+int allowd_store_account_count(allowd_store *s, int64_t *out);
+
+typedef struct allowd_grant {
+	char account_id[ALLOWD_ACCOUNT_ID_LEN + 1];
+	allowd_perm perm;
+} allowd_grant;
+
+typedef struct allowd_token {
+	char id[ALLOWD_ACCOUNT_ID_LEN + 1];
+	bool active;
+	int64_t not_before; /* ms, 0 = none */
+	int64_t expires_on; /* ms, 0 = none */
+	allowd_grant *grants;
+	size_t n_grants;
+} allowd_token;
+
+void allowd_token_clear(allowd_token *t);
+
+/* Stores a token whose secret hashes (keyed) to `hash`. */
+int allowd_store_token_create(allowd_store *s, const allowd_token *t,
+			      const unsigned char hash[ALLOWD_HASH_LEN]);
+/* Finds the token whose secret hashes to `hash`; ALLOWD_ENOTFOUND when none. */
+int allowd_store_token_find(allowd_store *s, allowd_token *out,
+			    const unsigned char hash[ALLOWD_HASH_LEN]);
+
+typedef struct allowd_user {
+	char *email;
+	unsigned char key_hash[ALLOWD_HASH_LEN];
+	allowd_grant *grants; /* memberships: account and role */
+	size_t n_grants;
+} allowd_user;
+
+void allowd_user_clear(allowd_user *u);
+
+int allowd_store_user_create(allowd_store *s, const char *email,
+			     const unsigned char key_hash[ALLOWD_HASH_LEN]);
+int allowd_store_user_find(allowd_store *s, allowd_user *out, const char *email);
+int allowd_store_membership_set(allowd_store *s, const char *email, const char *account_id,
+				allowd_perm role);
+
+#endif

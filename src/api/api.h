@@ -1,0 +1,87 @@
+/*
+ * api.h - the API handlers: decode and validate a request, call the store,
+ * encode the result.  Transport-free: the http module routes a request to a
+ * handler, supplies the body and query accessors, and renders the reply
+ * (success or the thread's last error) into Cloudflare's envelope with
+ * allowd_api_render_*.
+ */
+#ifndef ALLOWD_API_H
+#define ALLOWD_API_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "allowd/auth.h"
+#include "allowd/error.h"
+#include "allowd/store.h"
+
+#define ALLOWD_BATCH_MAX 1000
+#define ALLOWD_PER_PAGE_MAX 1000
+
+typedef struct allowd_api {
+	allowd_store *store;
+	allowd_auth *auth;
+} allowd_api;
+
+typedef struct api_request {
+	const char *method;
+	const char *account_id; /* path parameters; NULL when the route has none */
+	const char *policy_id;
+	const char *body;       /* NUL-terminated; body_len excludes the NUL */
+	size_t body_len;
+	const char *content_type;
+	/* value of a query parameter or NULL when absent */
+	const char *(*query)(void *ctx, const char *name);
+	void *ctx;
+} api_request;
+
+typedef struct api_response {
+	int status;          /* 200 unless the handler says otherwise */
+	json_t *result;      /* owned; NULL encodes null */
+	json_t *result_info; /* owned; NULL omits it */
+} api_response;
+
+/* A handler returns 0 and fills `resp`, or an allowd error code (error slot set). */
+typedef int (*api_handler)(allowd_api *api, const api_request *req, api_response *resp);
+
+int api_policy_create(allowd_api *api, const api_request *req, api_response *resp);
+int api_policy_list(allowd_api *api, const api_request *req, api_response *resp);
+int api_policy_get(allowd_api *api, const api_request *req, api_response *resp);
+int api_policy_edit(allowd_api *api, const api_request *req, api_response *resp);
+int api_policy_delete(allowd_api *api, const api_request *req, api_response *resp);
+int api_policy_batch(allowd_api *api, const api_request *req, api_response *resp);
+int api_health(allowd_api *api, const api_request *req, api_response *resp);
+
+/* Renders the envelope; the returned string is malloc'ed (NULL on OOM). */
+char *allowd_api_render_success(const api_response *resp);
+char *allowd_api_render_error(const allowd_error *e);
+
+/* ---- JSON codec for policies (policy_json.c) ------------------------ */
+
+typedef enum policy_decode_mode {
+	DECODE_CREATE,      /* seven fields required; read-only fields rejected */
+	DECODE_PATCH,       /* any subset; read-only fields rejected */
+	DECODE_BATCH_PATCH, /* as PATCH, plus a required id */
+	DECODE_PUT,         /* as CREATE, plus a required id; timestamps ignored */
+} policy_decode_mode;
+
+/*
+ * Decodes a policy object into `out` (its strings owned by out->v; release
+ * with allowd_policy_clear(&out->v)).  Errors carry a pointer relative to
+ * the object ("/pattern").
+ */
+int allowd_json_decode_policy(allowd_policy_patch *out, json_t *obj, policy_decode_mode mode);
+
+/* Encodes a stored policy as Cloudflare returns it (new reference, NULL on OOM). */
+json_t *allowd_json_encode_policy(const allowd_policy *p);
+
+/* Parses a policy id (JSON integer or decimal text): 1..INT32_MAX. */
+int allowd_parse_policy_id(int64_t *out, const char *s);
+
+/*
+ * Parses a request body: Content-Type must be application/json, the body a
+ * single JSON object with no duplicate keys.
+ */
+int allowd_json_parse_body(json_t **out, const char *content_type, const char *body, size_t len);
+
+#endif

@@ -1,0 +1,441 @@
+/*
+ * server.c - libmicrohttpd glue.  Per request: collect the body within
+ * --max-body, match the route, authenticate and authorise, call the
+ * handler, render Cloudflare's envelope, and write one access-log line when
+ * the response has been sent.  Per-request memory is released in one
+ * place, request_completed().
+ */
+#include "allowd/server.h"
+#include "allowd/auth.h"
+#include "allowd/clock.h"
+#include "allowd/log.h"
+#include "api/api.h"
+#include "http/routes.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define API_PREFIX "/client/v4"
+
+struct allowd_server {
+	struct MHD_Daemon *daemon;
+	allowd_api *api;
+	int listen_fd;
+	size_t max_body;
+	int access_log;
+	atomic_uint_fast64_t next_id;
+	uint32_t boot_id;
+
+	pthread_mutex_t lock; /* guards in_flight */
+	pthread_cond_t idle;
+	long in_flight;
+};
+
+typedef struct request {
+	char id[24];
+	int64_t start_us;
+	char method[12];
+	char path[160]; /* for the access log: printable, truncated */
+	char *body;
+	size_t body_len, body_cap;
+	int too_large;
+	size_t drained; /* bytes discarded after the body passed the limit */
+	int responded;
+	unsigned status;
+} request;
+
+/* ---- responses ------------------------------------------------------ */
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, request *rq, unsigned status,
+				 char *body, const char *allow)
+{
+	static char oom[] = "{\"success\":false,\"errors\":[{\"code\":1000,\"message\":"
+				  "\"Internal error\"}],\"messages\":[],\"result\":null}";
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (!body) {
+		status = 500;
+		resp = MHD_create_response_from_buffer(sizeof(oom) - 1, oom,
+						       MHD_RESPMEM_PERSISTENT);
+	} else {
+		resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	}
+	if (!resp) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, "X-Request-Id", rq->id);
+	if (allow)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	rq->status = status;
+	rq->responded = 1;
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, request *rq, const char *allow)
+{
+	const allowd_error *e = allowd_error_last();
+	if (e->code == ALLOWD_ERR)
+		log_error("req=%s internal error: %s", rq->id, e->message);
+	return send_json(conn, rq, (unsigned)allowd_error_http_status(e->code),
+			 allowd_api_render_error(e), allow);
+}
+
+/* ---- dispatch ------------------------------------------------------- */
+
+struct query_ctx {
+	struct MHD_Connection *conn;
+};
+
+static const char *query_value(void *ctx, const char *name)
+{
+	struct query_ctx *q = ctx;
+	return MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static const char *strip_prefix(const char *url)
+{
+	size_t n = strlen(API_PREFIX);
+	if (strncmp(url, API_PREFIX, n) == 0 && (url[n] == '/' || url[n] == '\0'))
+		return url[n] ? url + n : "/";
+	return url;
+}
+
+static enum MHD_Result dispatch(allowd_server *s, struct MHD_Connection *conn, request *rq,
+				const char *url)
+{
+	allowd_principal principal = {0};
+	struct query_ctx qctx = {conn};
+	api_response resp = {.status = 200};
+	api_request req;
+	route_match m;
+	enum MHD_Result ret;
+	int rc;
+
+	allowd_error_clear();
+	allowd_route_match(&m, rq->method, strip_prefix(url));
+	if (!m.route) {
+		if (m.method_mismatch) {
+			allowd_error_set(ALLOWD_EMETHOD, NULL, "method %s is not allowed here (allowed: %s)",
+					 rq->method, m.allow);
+			return send_error(conn, rq, m.allow);
+		}
+		allowd_error_set(ALLOWD_ENOROUTE, NULL, "No route for the URI");
+		return send_error(conn, rq, NULL);
+	}
+
+	if (m.route->perm != ALLOWD_PERM_NONE) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		char ip[INET6_ADDRSTRLEN] = "";
+		allowd_credentials cred = {
+			.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+								     MHD_HTTP_HEADER_AUTHORIZATION),
+			.email = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Auth-Email"),
+			.key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Auth-Key"),
+			.client_ip = ip,
+		};
+		if (ci && ci->client_addr) {
+			const struct sockaddr *sa = ci->client_addr;
+			if (sa->sa_family == AF_INET)
+				inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip,
+					  sizeof(ip));
+			else if (sa->sa_family == AF_INET6)
+				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
+					  sizeof(ip));
+		}
+		if ((rc = allowd_auth_authenticate(s->api->auth, &principal, &cred)))
+			return send_error(conn, rq, NULL);
+		if (!allowd_is_hex_id(m.account_id)) {
+			allowd_principal_clear(&principal);
+			allowd_error_set(ALLOWD_EINVALID, "/path/account_id",
+					 "account_id must be 32 hexadecimal characters");
+			return send_error(conn, rq, NULL);
+		}
+		/* ids are stored lower case */
+		for (char *p = m.account_id; *p; p++)
+			if (*p >= 'A' && *p <= 'F')
+				*p = (char)(*p + 32);
+		rc = allowd_auth_authorize(&principal, m.account_id, m.route->perm);
+		allowd_principal_clear(&principal);
+		if (rc)
+			return send_error(conn, rq, NULL);
+	}
+
+	req = (api_request){
+		.method = rq->method,
+		.account_id = m.account_id,
+		.policy_id = m.policy_id,
+		.body = rq->body ? rq->body : "",
+		.body_len = rq->body_len,
+		.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							    MHD_HTTP_HEADER_CONTENT_TYPE),
+		.query = query_value,
+		.ctx = &qctx,
+	};
+	if ((rc = m.route->handler(s->api, &req, &resp))) {
+		json_decref(resp.result);
+		json_decref(resp.result_info);
+		return send_error(conn, rq, NULL);
+	}
+	ret = send_json(conn, rq, (unsigned)resp.status, allowd_api_render_success(&resp), NULL);
+	json_decref(resp.result);
+	json_decref(resp.result_info);
+	return ret;
+}
+
+/* ---- libmicrohttpd callbacks ---------------------------------------- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	allowd_server *s = cls;
+	request *rq = *con_cls;
+	(void)version;
+
+	if (!rq) {
+		const char *cl;
+		uint64_t n = atomic_fetch_add(&s->next_id, 1);
+
+		if (!(rq = calloc(1, sizeof(*rq))))
+			return MHD_NO;
+		rq->start_us = allowd_monotonic_us();
+		snprintf(rq->id, sizeof(rq->id), "%08x%08llx", s->boot_id, (unsigned long long)n);
+		snprintf(rq->method, sizeof(rq->method), "%s", method);
+		snprintf(rq->path, sizeof(rq->path), "%s", url);
+		for (char *p = rq->path; *p; p++)
+			if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+				*p = '?';
+		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						 MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl) {
+			char *end;
+			unsigned long long v;
+			errno = 0;
+			v = strtoull(cl, &end, 10);
+			if (errno || *end || v > s->max_body)
+				rq->too_large = 1;
+		}
+		*con_cls = rq;
+		pthread_mutex_lock(&s->lock);
+		s->in_flight++;
+		pthread_mutex_unlock(&s->lock);
+		if (rq->too_large) {
+			/* answer before the body is sent (no 100 Continue) */
+			allowd_error_set(ALLOWD_ETOOLARGE, NULL,
+					 "the request body is larger than %zu bytes", s->max_body);
+			return send_error(conn, rq, NULL);
+		}
+		return MHD_YES;
+	}
+
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		if (rq->responded) {
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		if (rq->too_large || n > s->max_body - rq->body_len) {
+			/*
+			 * A chunked body grew past the limit.  A response queued
+			 * mid-upload is not delivered, so drain what follows and answer
+			 * 413 at the end -- but drop clients that keep sending.
+			 */
+			rq->too_large = 1;
+			rq->drained += n;
+			*upload_data_size = 0;
+			return rq->drained > 4 * s->max_body ? MHD_NO : MHD_YES;
+		}
+		if (rq->body_len + n + 1 > rq->body_cap) {
+			size_t cap = rq->body_cap ? rq->body_cap : 4096;
+			char *b;
+			while (cap < rq->body_len + n + 1)
+				cap *= 2;
+			if (cap > s->max_body + 1)
+				cap = s->max_body + 1;
+			if (!(b = realloc(rq->body, cap)))
+				return MHD_NO;
+			rq->body = b;
+			rq->body_cap = cap;
+		}
+		memcpy(rq->body + rq->body_len, upload_data, n);
+		rq->body_len += n;
+		rq->body[rq->body_len] = '\0';
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+
+	if (rq->responded)
+		return MHD_YES;
+	if (rq->too_large) {
+		allowd_error_set(ALLOWD_ETOOLARGE, NULL, "the request body is larger than %zu bytes",
+				 s->max_body);
+		return send_error(conn, rq, NULL);
+	}
+	return dispatch(s, conn, rq, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	allowd_server *s = cls;
+	request *rq = *con_cls;
+	(void)conn;
+
+	if (!rq)
+		return;
+	if (s->access_log)
+		log_info("req=%s %s %s status=%u us=%lld%s", rq->id, rq->method, rq->path, rq->status,
+			 (long long)(allowd_monotonic_us() - rq->start_us),
+			 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+	free(rq->body);
+	free(rq);
+	*con_cls = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (--s->in_flight == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- start and stop ------------------------------------------------- */
+
+static int bind_listen(const char *listen_spec, int *port_out)
+{
+	char host[256];
+	const char *colon = strrchr(listen_spec, ':');
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	char *end;
+	long port;
+	int fd, one = 1, family;
+	size_t hlen;
+
+	if (!colon)
+		return allowd_error_set(ALLOWD_EINVALID, NULL, "--listen %s: expected ADDR:PORT",
+					listen_spec);
+	hlen = (size_t)(colon - listen_spec);
+	if (hlen >= sizeof(host))
+		return allowd_error_set(ALLOWD_EINVALID, NULL, "--listen: address too long");
+	memcpy(host, listen_spec, hlen);
+	host[hlen] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || port < 0 || port > 65535)
+		return allowd_error_set(ALLOWD_EINVALID, NULL, "--listen %s: bad port", listen_spec);
+
+	memset(&ss, 0, sizeof(ss));
+	if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		host[hlen - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
+			return allowd_error_set(ALLOWD_EINVALID, NULL, "--listen: bad IPv6 address");
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		sl = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return allowd_error_set(ALLOWD_EINVALID, NULL, "--listen: bad IPv4 address '%s'",
+						host);
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		sl = sizeof(*a);
+	}
+	family = ss.ss_family;
+	if ((fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return allowd_error_set(ALLOWD_ERR, NULL, "socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0) {
+		int e = errno;
+		close(fd);
+		return allowd_error_set(ALLOWD_EUNAVAILABLE, NULL, "cannot listen on %s: %s",
+					listen_spec, strerror(e));
+	}
+	sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	*port_out = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					    : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+int allowd_server_start(allowd_server **out, const allowd_config *cfg, allowd_api *api,
+			int *port_out)
+{
+	allowd_server *s = calloc(1, sizeof(*s));
+	int fd;
+
+	if (!s)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	if ((fd = bind_listen(cfg->listen, port_out)) < 0) {
+		free(s);
+		return fd;
+	}
+	s->api = api;
+	s->listen_fd = fd;
+	s->max_body = (size_t)cfg->max_body;
+	s->access_log = (int)cfg->access_log;
+	s->boot_id = randombytes_random();
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->idle, NULL);
+
+	s->daemon = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC, 0, NULL, NULL,
+		on_request, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+		(unsigned int)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned int)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)cfg->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		MHD_OPTION_END);
+	if (!s->daemon) {
+		close(fd);
+		pthread_mutex_destroy(&s->lock);
+		pthread_cond_destroy(&s->idle);
+		free(s);
+		return allowd_error_set(ALLOWD_ERR, NULL, "libmicrohttpd failed to start");
+	}
+	*out = s;
+	return 0;
+}
+
+void allowd_server_stop(allowd_server *s, int grace_ms)
+{
+	struct timespec deadline;
+	int fd;
+
+	if (!s)
+		return;
+	fd = MHD_quiesce_daemon(s->daemon);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += grace_ms / 1000;
+	deadline.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (s->in_flight > 0)
+		if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&s->lock);
+	MHD_stop_daemon(s->daemon);
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->idle);
+	free(s);
+}

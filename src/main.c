@@ -1,0 +1,108 @@
+/*
+ * main.c - the allowd server: read options, open the store, create the
+ * first credentials on an empty data directory, serve HTTP until SIGTERM or
+ * SIGINT, then finish requests in flight and close the store cleanly.
+ */
+#include "allowd/auth.h"
+#include "allowd/config.h"
+#include "allowd/error.h"
+#include "allowd/log.h"
+#include "allowd/server.h"
+#include "allowd/store.h"
+#include "api/api.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SHUTDOWN_GRACE_MS 10000
+
+static void notify_port(int fd, int port)
+{
+	char buf[16];
+	int n = snprintf(buf, sizeof(buf), "%d\n", port);
+	if (write(fd, buf, (size_t)n) != n)
+		log_warn("could not write the port to --notify-fd %d: %s", fd, strerror(errno));
+	close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	allowd_config cfg;
+	allowd_store_options so = {0};
+	allowd_store *store = NULL;
+	allowd_auth *auth = NULL;
+	allowd_server *server = NULL;
+	allowd_api api;
+	char db_path[4096];
+	sigset_t sigs;
+	int rc, port = 0, created = 0, sig = 0, status = 1, level;
+
+	allowd_config_defaults(&cfg);
+	rc = allowd_config_load(&cfg, argc, argv);
+	if (rc == 1) {
+		allowd_config_clear(&cfg);
+		return 0;
+	}
+	if (rc) {
+		fprintf(stderr, "allowd: %s\n", allowd_error_last()->message);
+		allowd_config_clear(&cfg);
+		return 2;
+	}
+	if ((level = allowd_log_level_parse(cfg.log_level)) < 0) {
+		fprintf(stderr, "allowd: --log-level must be error, warn, info or debug\n");
+		allowd_config_clear(&cfg);
+		return 2;
+	}
+	allowd_log_threshold = (allowd_log_level)level;
+
+	/* every thread started from here on inherits the blocked signals */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+		log_error("cannot create data directory %s: %s", cfg.data_dir, strerror(errno));
+		goto out;
+	}
+	if (snprintf(db_path, sizeof(db_path), "%s/allowd.db", cfg.data_dir) >= (int)sizeof(db_path)) {
+		log_error("--data-dir is too long");
+		goto out;
+	}
+	so.path = db_path;
+	if (allowd_store_open(&store, &so) || allowd_auth_new(&auth, store, cfg.data_dir) ||
+	    allowd_auth_bootstrap(auth, cfg.data_dir, &created)) {
+		log_error("startup failed: %s", allowd_error_last()->message);
+		goto out;
+	}
+	api.store = store;
+	api.auth = auth;
+	if (allowd_server_start(&server, &cfg, &api, &port)) {
+		log_error("%s", allowd_error_last()->message);
+		goto out;
+	}
+	log_info("allowd listening on %s (port %d), data in %s", cfg.listen, port, cfg.data_dir);
+	if (cfg.notify_fd >= 0)
+		notify_port((int)cfg.notify_fd, port);
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	log_info("received %s; finishing requests in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	allowd_server_stop(server, SHUTDOWN_GRACE_MS);
+	server = NULL;
+	status = 0;
+out:
+	allowd_server_stop(server, 0);
+	allowd_auth_free(auth);
+	allowd_store_free(store);
+	if (status == 0)
+		log_info("allowd stopped cleanly");
+	allowd_config_clear(&cfg);
+	return status;
+}

@@ -1,0 +1,138 @@
+/*
+ * policy.c - the allow-policy object: allocation, patching and the rules
+ * that hold between its fields.  Pattern syntax lives in pattern.c.
+ */
+#include "allowd/policy.h"
+#include "allowd/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int allowd_policy_new(allowd_policy **out)
+{
+	allowd_policy *p = calloc(1, sizeof(*p));
+	if (!p)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	*out = p;
+	return 0;
+}
+
+void allowd_policy_clear(allowd_policy *p)
+{
+	if (!p)
+		return;
+	free(p->pattern);
+	free(p->pattern_norm);
+	free(p->comments);
+	p->pattern = p->pattern_norm = p->comments = NULL;
+}
+
+void allowd_policy_free(allowd_policy *p)
+{
+	allowd_policy_clear(p);
+	free(p);
+}
+
+int allowd_policy_set_string(char **member, const char *s)
+{
+	char *copy = NULL;
+	if (s && !(copy = strdup(s)))
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	free(*member);
+	*member = copy;
+	return 0;
+}
+
+int allowd_policy_dup(allowd_policy **out, const allowd_policy *p)
+{
+	allowd_policy *c = NULL;
+	int rc;
+
+	if ((rc = allowd_policy_new(&c)))
+		return rc;
+	*c = *p;
+	c->pattern = c->pattern_norm = c->comments = NULL;
+	if ((rc = allowd_policy_set_string(&c->pattern, p->pattern)) ||
+	    (rc = allowd_policy_set_string(&c->pattern_norm, p->pattern_norm)) ||
+	    (rc = allowd_policy_set_string(&c->comments, p->comments))) {
+		allowd_policy_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int allowd_policy_apply_patch(allowd_policy *p, const allowd_policy_patch *patch)
+{
+	const allowd_policy *v = &patch->v;
+	unsigned f = patch->fields;
+	int rc;
+
+	if ((f & ALLOWD_FIELD_PATTERN) && (rc = allowd_policy_set_string(&p->pattern, v->pattern)))
+		return rc;
+	if ((f & ALLOWD_FIELD_COMMENTS) && (rc = allowd_policy_set_string(&p->comments, v->comments)))
+		return rc;
+	if (f & ALLOWD_FIELD_PATTERN_TYPE)
+		p->pattern_type = v->pattern_type;
+	if (f & ALLOWD_FIELD_IS_REGEX)
+		p->is_regex = v->is_regex;
+	if (f & ALLOWD_FIELD_IS_TRUSTED_SENDER)
+		p->is_trusted_sender = v->is_trusted_sender;
+	if (f & ALLOWD_FIELD_IS_ACCEPTABLE_SENDER)
+		p->is_acceptable_sender = v->is_acceptable_sender;
+	if (f & ALLOWD_FIELD_IS_EXEMPT_RECIPIENT)
+		p->is_exempt_recipient = v->is_exempt_recipient;
+	if (f & ALLOWD_FIELD_VERIFY_SENDER)
+		p->verify_sender = v->verify_sender;
+	return 0;
+}
+
+int allowd_policy_validate(allowd_policy *p)
+{
+	char *norm = NULL;
+	int rc;
+
+	if (!p->pattern)
+		return allowd_error_set(ALLOWD_EINVALID, "/pattern", "pattern is required");
+	if (p->comments) {
+		long n = allowd_utf8_length(p->comments, strlen(p->comments));
+		if (n < 0)
+			return allowd_error_set(ALLOWD_EINVALID, "/comments",
+						"comments is not valid UTF-8");
+		if (n > ALLOWD_COMMENTS_MAX)
+			return allowd_error_set(ALLOWD_EINVALID, "/comments",
+						"comments is %ld characters long; the limit is %d", n,
+						ALLOWD_COMMENTS_MAX);
+	}
+	if (!p->is_trusted_sender && !p->is_acceptable_sender && !p->is_exempt_recipient)
+		return allowd_error_set(ALLOWD_EINVALID, "/is_trusted_sender",
+					"at least one of is_trusted_sender, is_acceptable_sender and "
+					"is_exempt_recipient must be true");
+	if (p->is_exempt_recipient && !p->is_regex && p->pattern_type != ALLOWD_PATTERN_EMAIL)
+		return allowd_error_set(ALLOWD_EINVALID, "/is_exempt_recipient",
+					"is_exempt_recipient applies only to EMAIL patterns and "
+					"regular expressions, not to %s patterns",
+					allowd_pattern_type_name(p->pattern_type));
+	if ((rc = allowd_pattern_normalize(&norm, p->pattern_type, p->is_regex, p->pattern)))
+		return rc;
+	free(p->pattern_norm);
+	p->pattern_norm = norm;
+	return 0;
+}
+
+static const char *const type_names[] = {"UNKNOWN", "EMAIL", "DOMAIN", "IP"};
+
+const char *allowd_pattern_type_name(allowd_pattern_type t)
+{
+	if ((unsigned)t < sizeof(type_names) / sizeof(type_names[0]))
+		return type_names[t];
+	return "UNKNOWN";
+}
+
+int allowd_pattern_type_parse(const char *s)
+{
+	for (int i = 0; i < (int)(sizeof(type_names) / sizeof(type_names[0])); i++)
+		if (strcmp(s, type_names[i]) == 0)
+			return i;
+	return -1;
+}

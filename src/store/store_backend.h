@@ -1,0 +1,42 @@
+/*
+ * store_backend.h - the function table a storage backend implements.
+ * store.c dispatches every public allowd_store_* call through it; each
+ * backend lives in one file (store_sqlite.c, later store_pg.c).  The
+ * contracts are those of include/allowd/store.h; `impl` is the backend's
+ * own state.
+ */
+#ifndef ALLOWD_STORE_BACKEND_H
+#define ALLOWD_STORE_BACKEND_H
+
+#include "allowd/store.h"
+
+typedef struct allowd_store_backend {
+	const char *name;
+	int (*open)(void **out, const allowd_store_options *opts);
+	void (*close)(void *impl);
+	int (*schema_version)(void *impl);
+
+	int (*policy_create)(void *impl, const char *account_id, allowd_policy *p);
+	int (*policy_get)(void *impl, allowd_policy **out, const char *account_id, int64_t id);
+	int (*policy_update)(void *impl, allowd_policy **out, const char *account_id,
+			     const allowd_policy_patch *patch);
+	int (*policy_delete)(void *impl, const char *account_id, int64_t id);
+	int (*policy_list)(void *impl, allowd_policy_list *out, const char *account_id,
+			   const allowd_list_query *q);
+	int (*batch)(void *impl, allowd_batch_result *out, const char *account_id,
+		     const allowd_batch *b);
+
+	int (*account_create)(void *impl, const char *id, const char *name);
+	int (*account_exists)(void *impl, const char *id);
+	int (*account_count)(void *impl, int64_t *out);
+	int (*token_create)(void *impl, const allowd_token *t, const unsigned char *hash);
+	int (*token_find)(void *impl, allowd_token *out, const unsigned char *hash);
+	int (*user_create)(void *impl, const char *email, const unsigned char *key_hash);
+	int (*user_find)(void *impl, allowd_user *out, const char *email);
+	int (*membership_set)(void *impl, const char *email, const char *account_id,
+			      allowd_perm role);
+} allowd_store_backend;
+
+extern const allowd_store_backend allowd_store_sqlite;
+
+#endif

@@ -1,0 +1,1225 @@
+/*
+ * store_sqlite.c - the embedded SQLite backend.
+ *
+ * Concurrency model:
+ *  - Reads run on a per-thread read connection (WAL mode lets them proceed
+ *    while a write commits), created on first use and closed at thread exit
+ *    or when the store is freed.
+ *  - Writes never run on the caller's thread.  Each write is a job handed
+ *    to the single writer thread, which takes every job queued so far, runs
+ *    them in ONE transaction (each inside its own SAVEPOINT so a failing
+ *    job leaves the others intact), commits once with synchronous=FULL, and
+ *    only then wakes the callers.  This is group commit: N concurrent
+ *    writers share one fsync, and a caller is answered only after its write
+ *    is durable.  If the COMMIT itself fails, every job in the group fails.
+ */
+#include "allowd/clock.h"
+#include "allowd/error.h"
+#include "allowd/log.h"
+#include "store/store_backend.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- schema and migrations ------------------------------------------ */
+
+/*
+ * migrations[i] brings the schema from version i to i + 1 (PRAGMA
+ * user_version).  Append only; never edit a released step.
+ */
+static const char *const migrations[] = {
+	/* 0 -> 1: accounts, credentials, policies */
+	"CREATE TABLE accounts ("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"CREATE TABLE users ("
+	"  email TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  key_hash BLOB NOT NULL UNIQUE,"
+	"  created_at INTEGER NOT NULL"
+	");"
+	"CREATE TABLE memberships ("
+	"  email TEXT NOT NULL COLLATE NOCASE REFERENCES users(email) ON DELETE CASCADE,"
+	"  account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  role INTEGER NOT NULL,"
+	"  PRIMARY KEY (email, account_id)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE tokens ("
+	"  id TEXT PRIMARY KEY,"
+	"  secret_hash BLOB NOT NULL UNIQUE,"
+	"  active INTEGER NOT NULL DEFAULT 1,"
+	"  not_before INTEGER NOT NULL DEFAULT 0,"
+	"  expires_on INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  last_used INTEGER"
+	");"
+	"CREATE TABLE token_grants ("
+	"  token_id TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,"
+	"  account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  perm INTEGER NOT NULL,"
+	"  PRIMARY KEY (token_id, account_id)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE policies ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  pattern TEXT NOT NULL,"
+	"  pattern_norm TEXT NOT NULL,"
+	"  pattern_type INTEGER NOT NULL,"
+	"  is_regex INTEGER NOT NULL,"
+	"  is_trusted_sender INTEGER NOT NULL,"
+	"  is_acceptable_sender INTEGER NOT NULL,"
+	"  is_exempt_recipient INTEGER NOT NULL,"
+	"  verify_sender INTEGER NOT NULL,"
+	"  comments TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  modified_at INTEGER NOT NULL"
+	");"
+	"CREATE UNIQUE INDEX policies_unique"
+	"  ON policies (account_id, pattern_type, is_regex, pattern_norm);"
+	"CREATE INDEX policies_by_account ON policies (account_id);"
+	"CREATE INDEX policies_by_pattern ON policies (account_id, pattern, id);"
+	"CREATE INDEX policies_by_created ON policies (account_id, created_at, id);"
+	"CREATE INDEX policies_by_type_pattern ON policies (account_id, pattern_type, pattern, id);"
+	"CREATE INDEX policies_by_type_created"
+	"  ON policies (account_id, pattern_type, created_at, id);",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* ---- connections and prepared statements ---------------------------- */
+
+enum stmt_id {
+	ST_POLICY_GET,
+	ST_POLICY_INSERT,
+	ST_POLICY_UPDATE,
+	ST_POLICY_DELETE,
+	ST_POLICY_FIND_DUP,
+	ST_ACCOUNT_INSERT,
+	ST_ACCOUNT_EXISTS,
+	ST_ACCOUNT_COUNT,
+	ST_TOKEN_INSERT,
+	ST_TOKEN_GRANT_INSERT,
+	ST_TOKEN_FIND,
+	ST_TOKEN_GRANTS,
+	ST_USER_INSERT,
+	ST_USER_FIND,
+	ST_USER_GRANTS,
+	ST_MEMBERSHIP_SET,
+	ST_COUNT
+};
+
+#define POLICY_COLUMNS                                                                             \
+	"id, pattern, pattern_norm, pattern_type, is_regex, is_trusted_sender, "                   \
+	"is_acceptable_sender, is_exempt_recipient, verify_sender, comments, created_at, "         \
+	"modified_at"
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_POLICY_GET] = "SELECT " POLICY_COLUMNS " FROM policies WHERE account_id = ?1 AND id = ?2",
+	[ST_POLICY_INSERT] =
+		"INSERT INTO policies (account_id, pattern, pattern_norm, pattern_type, is_regex,"
+		" is_trusted_sender, is_acceptable_sender, is_exempt_recipient, verify_sender,"
+		" comments, created_at, modified_at)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[ST_POLICY_UPDATE] =
+		"UPDATE policies SET pattern = ?2, pattern_norm = ?3, pattern_type = ?4,"
+		" is_regex = ?5, is_trusted_sender = ?6, is_acceptable_sender = ?7,"
+		" is_exempt_recipient = ?8, verify_sender = ?9, comments = ?10, modified_at = ?12"
+		" WHERE account_id = ?1 AND id = ?13",
+	[ST_POLICY_DELETE] = "DELETE FROM policies WHERE account_id = ?1 AND id = ?2",
+	[ST_POLICY_FIND_DUP] = "SELECT id FROM policies WHERE account_id = ?1 AND pattern_type = ?2"
+			       " AND is_regex = ?3 AND pattern_norm = ?4 AND id != ?5",
+	[ST_ACCOUNT_INSERT] = "INSERT INTO accounts (id, name, created_at) VALUES (?1, ?2, ?3)",
+	[ST_ACCOUNT_EXISTS] = "SELECT 1 FROM accounts WHERE id = ?1",
+	[ST_ACCOUNT_COUNT] = "SELECT count(*) FROM accounts",
+	[ST_TOKEN_INSERT] = "INSERT INTO tokens (id, secret_hash, active, not_before, expires_on,"
+			    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_TOKEN_GRANT_INSERT] =
+		"INSERT INTO token_grants (token_id, account_id, perm) VALUES (?1, ?2, ?3)",
+	[ST_TOKEN_FIND] =
+		"SELECT id, active, not_before, expires_on FROM tokens WHERE secret_hash = ?1",
+	[ST_TOKEN_GRANTS] = "SELECT account_id, perm FROM token_grants WHERE token_id = ?1",
+	[ST_USER_INSERT] = "INSERT INTO users (email, key_hash, created_at) VALUES (?1, ?2, ?3)",
+	[ST_USER_FIND] = "SELECT email, key_hash FROM users WHERE email = ?1",
+	[ST_USER_GRANTS] = "SELECT account_id, role FROM memberships WHERE email = ?1",
+	[ST_MEMBERSHIP_SET] = "INSERT INTO memberships (email, account_id, role) VALUES (?1, ?2, ?3)"
+			      " ON CONFLICT (email, account_id) DO UPDATE SET role = excluded.role",
+};
+
+typedef struct conn {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[ST_COUNT];
+	struct sq *owner;
+	struct conn *next; /* in sq->conns */
+} conn;
+
+typedef struct job {
+	int (*fn)(conn *c, void *arg);
+	void *arg;
+	int rc;
+	allowd_error err;
+	int done;
+	struct job *next;
+} job;
+
+typedef struct sq {
+	char *path;
+	int busy_timeout_ms;
+	pthread_key_t reader_key;
+
+	pthread_mutex_t conns_lock; /* guards conns */
+	conn *conns;                /* every open reader connection */
+
+	conn *writer;
+	pthread_t writer_thread;
+	pthread_mutex_t lock; /* guards queue_*, stopping and job.done */
+	pthread_cond_t wake;  /* the writer waits on it for jobs */
+	pthread_cond_t done;  /* callers wait on it for their job */
+	job *queue_head, *queue_tail;
+	int stopping;
+	int writer_started;
+} sq;
+
+static int db_error(sqlite3 *db, const char *what)
+{
+	int ec = sqlite3_extended_errcode(db);
+	int primary = ec & 0xff;
+	const char *msg = sqlite3_errmsg(db);
+
+	if (primary == SQLITE_FULL || primary == SQLITE_IOERR || primary == SQLITE_BUSY ||
+	    primary == SQLITE_LOCKED || primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN) {
+		log_error("store: %s: %s", what, msg);
+		return allowd_error_set(ALLOWD_EUNAVAILABLE, NULL, "storage unavailable: %s", msg);
+	}
+	log_error("store: %s: %s (%d)", what, msg, ec);
+	return allowd_error_set(ALLOWD_ERR, NULL, "storage error: %s", msg);
+}
+
+static int conn_exec(conn *c, const char *sql)
+{
+	if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(c->db, sql);
+	return 0;
+}
+
+static void conn_close(conn *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(c->stmts[i]);
+	sqlite3_close(c->db);
+	free(c);
+}
+
+static int conn_open(conn **out, sq *s)
+{
+	conn *c = calloc(1, sizeof(*c));
+	char pragmas[256];
+	int rc;
+
+	if (!c)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	c->owner = s;
+	if (sqlite3_open_v2(s->path, &c->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		rc = c->db ? db_error(c->db, "open")
+			   : allowd_error_set(ALLOWD_ERR, NULL, "cannot open %s", s->path);
+		conn_close(c);
+		return rc;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA busy_timeout = %d; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+		 s->busy_timeout_ms);
+	if ((rc = conn_exec(c, pragmas))) {
+		conn_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+static sqlite3_stmt *stmt(conn *c, enum stmt_id id)
+{
+	sqlite3_stmt *st = c->stmts[id];
+
+	if (!st) {
+		if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st,
+				       NULL) != SQLITE_OK) {
+			db_error(c->db, "prepare");
+			return NULL;
+		}
+		c->stmts[id] = st;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+static void reader_destroy(void *arg)
+{
+	conn *c = arg, **pp;
+	sq *s = c->owner;
+
+	pthread_mutex_lock(&s->conns_lock);
+	for (pp = &s->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	pthread_mutex_unlock(&s->conns_lock);
+	conn_close(c);
+}
+
+/* The calling thread's read connection, opened on first use. */
+static int reader(conn **out, sq *s)
+{
+	conn *c = pthread_getspecific(s->reader_key);
+	int rc;
+
+	if (!c) {
+		if ((rc = conn_open(&c, s)))
+			return rc;
+		pthread_mutex_lock(&s->conns_lock);
+		c->next = s->conns;
+		s->conns = c;
+		pthread_mutex_unlock(&s->conns_lock);
+		pthread_setspecific(s->reader_key, c);
+	}
+	*out = c;
+	return 0;
+}
+
+/* ---- the writer thread ---------------------------------------------- */
+
+static void *writer_main(void *arg)
+{
+	sq *s = arg;
+	conn *c = s->writer;
+
+	for (;;) {
+		job *batch, *j;
+		int rc = 0;
+
+		pthread_mutex_lock(&s->lock);
+		while (!s->queue_head && !s->stopping)
+			pthread_cond_wait(&s->wake, &s->lock);
+		batch = s->queue_head;
+		s->queue_head = s->queue_tail = NULL;
+		pthread_mutex_unlock(&s->lock);
+		if (!batch)
+			break; /* stopping and drained */
+
+		rc = conn_exec(c, "BEGIN IMMEDIATE");
+		for (j = batch; j; j = j->next) {
+			if (rc) {
+				j->rc = rc;
+				j->err = *allowd_error_last();
+				continue;
+			}
+			allowd_error_clear();
+			if ((j->rc = conn_exec(c, "SAVEPOINT job")) == 0) {
+				j->rc = j->fn(c, j->arg);
+				if (j->rc) {
+					j->err = *allowd_error_last();
+					conn_exec(c, "ROLLBACK TO job");
+				}
+				conn_exec(c, "RELEASE job");
+			} else {
+				j->err = *allowd_error_last();
+			}
+		}
+		if (!rc && (rc = conn_exec(c, "COMMIT")) != 0) {
+			allowd_error commit_err = *allowd_error_last();
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+			for (j = batch; j; j = j->next)
+				if (j->rc == 0) {
+					j->rc = commit_err.code;
+					j->err = commit_err;
+				}
+		}
+
+		pthread_mutex_lock(&s->lock);
+		for (j = batch; j;) {
+			job *next = j->next;
+			j->done = 1; /* j may be freed by its owner once this is seen */
+			j = next;
+		}
+		pthread_cond_broadcast(&s->done);
+		pthread_mutex_unlock(&s->lock);
+	}
+	return NULL;
+}
+
+/* Runs fn(writer connection, arg) in the next group commit; waits until durable. */
+static int run_write(sq *s, int (*fn)(conn *, void *), void *arg)
+{
+	job j;
+
+	memset(&j, 0, sizeof(j));
+	j.fn = fn;
+	j.arg = arg;
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return allowd_error_set(ALLOWD_EUNAVAILABLE, NULL, "the store is shutting down");
+	}
+	if (s->queue_tail)
+		s->queue_tail->next = &j;
+	else
+		s->queue_head = &j;
+	s->queue_tail = &j;
+	pthread_cond_signal(&s->wake);
+	while (!j.done)
+		pthread_cond_wait(&s->done, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	if (j.rc)
+		return allowd_error_restore(&j.err);
+	return 0;
+}
+
+/* ---- row helpers ---------------------------------------------------- */
+
+static char *column_strdup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static int row_to_policy(allowd_policy **out, sqlite3_stmt *st)
+{
+	allowd_policy *p = NULL;
+	int rc;
+
+	if ((rc = allowd_policy_new(&p)))
+		return rc;
+	p->id = sqlite3_column_int64(st, 0);
+	p->pattern = column_strdup(st, 1);
+	p->pattern_norm = column_strdup(st, 2);
+	p->pattern_type = (allowd_pattern_type)sqlite3_column_int(st, 3);
+	p->is_regex = sqlite3_column_int(st, 4);
+	p->is_trusted_sender = sqlite3_column_int(st, 5);
+	p->is_acceptable_sender = sqlite3_column_int(st, 6);
+	p->is_exempt_recipient = sqlite3_column_int(st, 7);
+	p->verify_sender = sqlite3_column_int(st, 8);
+	p->comments = column_strdup(st, 9);
+	p->created_at = sqlite3_column_int64(st, 10);
+	p->modified_at = sqlite3_column_int64(st, 11);
+	if (!p->pattern || !p->pattern_norm ||
+	    (sqlite3_column_type(st, 9) != SQLITE_NULL && !p->comments)) {
+		allowd_policy_free(p);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	*out = p;
+	return 0;
+}
+
+static void bind_policy(sqlite3_stmt *st, const char *account_id, const allowd_policy *p)
+{
+	sqlite3_bind_text(st, 1, account_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, p->pattern, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, p->pattern_norm, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, (int)p->pattern_type);
+	sqlite3_bind_int(st, 5, p->is_regex);
+	sqlite3_bind_int(st, 6, p->is_trusted_sender);
+	sqlite3_bind_int(st, 7, p->is_acceptable_sender);
+	sqlite3_bind_int(st, 8, p->is_exempt_recipient);
+	sqlite3_bind_int(st, 9, p->verify_sender);
+	if (p->comments)
+		sqlite3_bind_text(st, 10, p->comments, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 10);
+	sqlite3_bind_int64(st, 11, p->created_at);
+	sqlite3_bind_int64(st, 12, p->modified_at);
+}
+
+static int get_policy(conn *c, allowd_policy **out, const char *account_id, int64_t id)
+{
+	sqlite3_stmt *st = stmt(c, ST_POLICY_GET);
+	int rc, step;
+
+	if (!st)
+		return ALLOWD_ERR;
+	sqlite3_bind_text(st, 1, account_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		rc = row_to_policy(out, st);
+	else if (step == SQLITE_DONE)
+		rc = allowd_error_set(ALLOWD_ENOTFOUND, "/id", "no allow policy with id %lld",
+				      (long long)id);
+	else
+		rc = db_error(c->db, "get policy");
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* Fails with EDUPLICATE when another policy of the account has p's key. */
+static int check_duplicate(conn *c, const char *account_id, const allowd_policy *p)
+{
+	sqlite3_stmt *st = stmt(c, ST_POLICY_FIND_DUP);
+	int rc = 0, step;
+
+	if (!st)
+		return ALLOWD_ERR;
+	sqlite3_bind_text(st, 1, account_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, (int)p->pattern_type);
+	sqlite3_bind_int(st, 3, p->is_regex);
+	sqlite3_bind_text(st, 4, p->pattern_norm, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, p->id);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		rc = allowd_error_set(ALLOWD_EDUPLICATE, "/pattern",
+				      "an allow policy with this pattern already exists (id %lld)",
+				      (long long)sqlite3_column_int64(st, 0));
+	else if (step != SQLITE_DONE)
+		rc = db_error(c->db, "duplicate check");
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* ---- write jobs (run on the writer thread, inside a transaction) ---- */
+
+static int tx_create(conn *c, const char *account_id, allowd_policy *p)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (p->id)
+		return allowd_error_set(ALLOWD_EINVALID, "/id", "id is read-only");
+	if ((rc = allowd_policy_validate(p)) || (rc = check_duplicate(c, account_id, p)))
+		return rc;
+	p->created_at = p->modified_at = allowd_now_ms();
+	if (!(st = stmt(c, ST_POLICY_INSERT)))
+		return ALLOWD_ERR;
+	bind_policy(st, account_id, p);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		rc = db_error(c->db, "insert policy");
+		sqlite3_reset(st);
+		return rc;
+	}
+	sqlite3_reset(st);
+	p->id = sqlite3_last_insert_rowid(c->db);
+	if (p->id > ALLOWD_POLICY_ID_MAX)
+		return allowd_error_set(ALLOWD_EUNAVAILABLE, NULL, "policy ids are exhausted");
+	return 0;
+}
+
+static int tx_update(conn *c, allowd_policy **out, const char *account_id,
+		     const allowd_policy_patch *patch, bool replace)
+{
+	allowd_policy *p = NULL;
+	sqlite3_stmt *st;
+	int64_t now;
+	int rc;
+
+	if ((rc = get_policy(c, &p, account_id, patch->id)))
+		return rc;
+	if (replace) {
+		allowd_policy_set_string(&p->comments, NULL);
+		p->is_trusted_sender = p->is_acceptable_sender = p->is_exempt_recipient = false;
+	}
+	if ((rc = allowd_policy_apply_patch(p, patch)) || (rc = allowd_policy_validate(p)) ||
+	    (rc = check_duplicate(c, account_id, p)))
+		goto out;
+	now = allowd_now_ms();
+	p->modified_at = now > p->modified_at ? now : p->modified_at + 1;
+	if (!(st = stmt(c, ST_POLICY_UPDATE))) {
+		rc = ALLOWD_ERR;
+		goto out;
+	}
+	bind_policy(st, account_id, p);
+	sqlite3_bind_int64(st, 13, p->id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_error(c->db, "update policy");
+	sqlite3_reset(st);
+out:
+	if (rc == 0 && out)
+		*out = p;
+	else
+		allowd_policy_free(p);
+	return rc;
+}
+
+static int tx_delete(conn *c, const char *account_id, int64_t id)
+{
+	sqlite3_stmt *st = stmt(c, ST_POLICY_DELETE);
+	int rc = 0;
+
+	if (!st)
+		return ALLOWD_ERR;
+	sqlite3_bind_text(st, 1, account_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_error(c->db, "delete policy");
+	else if (sqlite3_changes(c->db) == 0)
+		rc = allowd_error_set(ALLOWD_ENOTFOUND, "/id", "no allow policy with id %lld",
+				      (long long)id);
+	sqlite3_reset(st);
+	return rc;
+}
+
+struct policy_args {
+	const char *account_id;
+	allowd_policy *policy;
+	allowd_policy **out;
+	const allowd_policy_patch *patch;
+	int64_t id;
+	const allowd_batch *batch;
+	allowd_batch_result *result;
+};
+
+static int job_create(conn *c, void *arg)
+{
+	struct policy_args *a = arg;
+	return tx_create(c, a->account_id, a->policy);
+}
+
+static int job_update(conn *c, void *arg)
+{
+	struct policy_args *a = arg;
+	return tx_update(c, a->out, a->account_id, a->patch, false);
+}
+
+static int job_delete(conn *c, void *arg)
+{
+	struct policy_args *a = arg;
+	return tx_delete(c, a->account_id, a->id);
+}
+
+static int list_reserve(allowd_policy_list *l, size_t n)
+{
+	if (n && !(l->items = calloc(n, sizeof(*l->items))))
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	return 0;
+}
+
+static int job_batch(conn *c, void *arg)
+{
+	struct policy_args *a = arg;
+	const allowd_batch *b = a->batch;
+	allowd_batch_result *r = a->result;
+	char where[64];
+	int rc = 0;
+	size_t i;
+
+	memset(r, 0, sizeof(*r));
+	if ((b->n_deletes && !(r->deleted = calloc(b->n_deletes, sizeof(*r->deleted)))) ||
+	    list_reserve(&r->patched, b->n_patches) || list_reserve(&r->put, b->n_puts) ||
+	    list_reserve(&r->posted, b->n_posts)) {
+		rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < b->n_deletes; i++) {
+		if ((rc = tx_delete(c, a->account_id, b->deletes[i]))) {
+			snprintf(where, sizeof(where), "/deletes/%zu", i);
+			goto item_failed;
+		}
+		r->deleted[i] = b->deletes[i];
+	}
+	for (i = 0; i < b->n_patches; i++) {
+		if ((rc = tx_update(c, &r->patched.items[i], a->account_id, &b->patches[i], false))) {
+			snprintf(where, sizeof(where), "/patches/%zu", i);
+			goto item_failed;
+		}
+		r->patched.count++;
+	}
+	for (i = 0; i < b->n_puts; i++) {
+		if ((rc = tx_update(c, &r->put.items[i], a->account_id, &b->puts[i], true))) {
+			snprintf(where, sizeof(where), "/puts/%zu", i);
+			goto item_failed;
+		}
+		r->put.count++;
+	}
+	for (i = 0; i < b->n_posts; i++) {
+		allowd_policy *p = NULL;
+		if ((rc = allowd_policy_dup(&p, b->posts[i])) ||
+		    (rc = tx_create(c, a->account_id, p))) {
+			allowd_policy_free(p);
+			snprintf(where, sizeof(where), "/posts/%zu", i);
+			goto item_failed;
+		}
+		r->posted.items[i] = p;
+		r->posted.count++;
+	}
+	return 0;
+
+item_failed:
+	allowd_error_prefix_pointer(where);
+fail:
+	allowd_batch_result_clear(r);
+	return rc;
+}
+
+static int sq_policy_create(void *impl, const char *account_id, allowd_policy *p)
+{
+	struct policy_args a = {.account_id = account_id, .policy = p};
+	return run_write(impl, job_create, &a);
+}
+
+static int sq_policy_update(void *impl, allowd_policy **out, const char *account_id,
+			    const allowd_policy_patch *patch)
+{
+	struct policy_args a = {.account_id = account_id, .out = out, .patch = patch};
+	return run_write(impl, job_update, &a);
+}
+
+static int sq_policy_delete(void *impl, const char *account_id, int64_t id)
+{
+	struct policy_args a = {.account_id = account_id, .id = id};
+	return run_write(impl, job_delete, &a);
+}
+
+static int sq_batch(void *impl, allowd_batch_result *out, const char *account_id,
+		    const allowd_batch *b)
+{
+	struct policy_args a = {.account_id = account_id, .batch = b, .result = out};
+	return run_write(impl, job_batch, &a);
+}
+
+/* ---- reads ---------------------------------------------------------- */
+
+static int sq_policy_get(void *impl, allowd_policy **out, const char *account_id, int64_t id)
+{
+	conn *c;
+	int rc;
+
+	if ((rc = reader(&c, impl)))
+		return rc;
+	return get_policy(c, out, account_id, id);
+}
+
+/* Appends " AND <col> = ?" for each filter set in q; binds them later in order. */
+static void list_where(sqlite3_str *sql, const allowd_list_query *q)
+{
+	sqlite3_str_appendall(sql, " WHERE account_id = ?");
+	if (q->pattern_type != ALLOWD_TRISTATE_ANY)
+		sqlite3_str_appendall(sql, " AND pattern_type = ?");
+	if (q->pattern)
+		sqlite3_str_appendall(sql, " AND pattern = ?");
+	if (q->is_trusted_sender != ALLOWD_TRISTATE_ANY)
+		sqlite3_str_appendall(sql, " AND is_trusted_sender = ?");
+	if (q->is_acceptable_sender != ALLOWD_TRISTATE_ANY)
+		sqlite3_str_appendall(sql, " AND is_acceptable_sender = ?");
+	if (q->is_exempt_recipient != ALLOWD_TRISTATE_ANY)
+		sqlite3_str_appendall(sql, " AND is_exempt_recipient = ?");
+	if (q->verify_sender != ALLOWD_TRISTATE_ANY)
+		sqlite3_str_appendall(sql, " AND verify_sender = ?");
+	if (q->search)
+		sqlite3_str_appendall(sql, " AND (pattern LIKE ? ESCAPE '\\'"
+					   " OR comments LIKE ? ESCAPE '\\')");
+}
+
+static int list_bind(sqlite3_stmt *st, const char *account_id, const allowd_list_query *q,
+		     const char *like)
+{
+	int i = 1;
+
+	sqlite3_bind_text(st, i++, account_id, -1, SQLITE_STATIC);
+	if (q->pattern_type != ALLOWD_TRISTATE_ANY)
+		sqlite3_bind_int(st, i++, q->pattern_type);
+	if (q->pattern)
+		sqlite3_bind_text(st, i++, q->pattern, -1, SQLITE_STATIC);
+	if (q->is_trusted_sender != ALLOWD_TRISTATE_ANY)
+		sqlite3_bind_int(st, i++, q->is_trusted_sender);
+	if (q->is_acceptable_sender != ALLOWD_TRISTATE_ANY)
+		sqlite3_bind_int(st, i++, q->is_acceptable_sender);
+	if (q->is_exempt_recipient != ALLOWD_TRISTATE_ANY)
+		sqlite3_bind_int(st, i++, q->is_exempt_recipient);
+	if (q->verify_sender != ALLOWD_TRISTATE_ANY)
+		sqlite3_bind_int(st, i++, q->verify_sender);
+	if (like) {
+		sqlite3_bind_text(st, i++, like, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, i++, like, -1, SQLITE_STATIC);
+	}
+	return i;
+}
+
+/* "%<s with % _ \ escaped>%" for LIKE; NULL when s is NULL. */
+static char *like_pattern(const char *s)
+{
+	size_t n = strlen(s);
+	char *out, *o;
+
+	if (n > (SIZE_MAX - 3) / 2 || !(out = malloc(2 * n + 3)))
+		return NULL;
+	o = out;
+	*o++ = '%';
+	for (; *s; s++) {
+		if (*s == '%' || *s == '_' || *s == '\\')
+			*o++ = '\\';
+		*o++ = *s;
+	}
+	*o++ = '%';
+	*o = '\0';
+	return out;
+}
+
+static int sq_policy_list(void *impl, allowd_policy_list *out, const char *account_id,
+			  const allowd_list_query *q)
+{
+	static const char *const order_col[] = {"id", "pattern", "created_at"};
+	const char *dir = q->descending ? "DESC" : "ASC";
+	sqlite3_stmt *st = NULL;
+	sqlite3_str *sql = NULL;
+	char *like = NULL, *text = NULL;
+	size_t cap = 0;
+	conn *c;
+	int rc, i, step;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = reader(&c, impl)))
+		return rc;
+	if (q->search && !(like = like_pattern(q->search)))
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+
+	/* the count; the read transaction keeps it consistent with the page */
+	if ((rc = conn_exec(c, "BEGIN")))
+		goto out;
+	sql = sqlite3_str_new(c->db);
+	sqlite3_str_appendall(sql, "SELECT count(*) FROM policies");
+	list_where(sql, q);
+	text = sqlite3_str_finish(sql);
+	if (!text || sqlite3_prepare_v2(c->db, text, -1, &st, NULL) != SQLITE_OK) {
+		rc = db_error(c->db, "prepare count");
+		goto out;
+	}
+	sqlite3_free(text);
+	text = NULL;
+	list_bind(st, account_id, q, like);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		rc = db_error(c->db, "count");
+		goto out;
+	}
+	out->total_count = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+
+	sql = sqlite3_str_new(c->db);
+	sqlite3_str_appendall(sql, "SELECT " POLICY_COLUMNS " FROM policies");
+	list_where(sql, q);
+	if (q->order == ALLOWD_ORDER_ID)
+		sqlite3_str_appendf(sql, " ORDER BY id %s", dir);
+	else
+		sqlite3_str_appendf(sql, " ORDER BY %s %s, id %s", order_col[q->order], dir, dir);
+	sqlite3_str_appendall(sql, " LIMIT ? OFFSET ?");
+	text = sqlite3_str_finish(sql);
+	if (!text || sqlite3_prepare_v2(c->db, text, -1, &st, NULL) != SQLITE_OK) {
+		rc = db_error(c->db, "prepare list");
+		goto out;
+	}
+	i = list_bind(st, account_id, q, like);
+	sqlite3_bind_int64(st, i++, q->per_page);
+	sqlite3_bind_int64(st, i, (q->page - 1) * q->per_page);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (out->count == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			allowd_policy **items = realloc(out->items, ncap * sizeof(*items));
+			if (!items) {
+				rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+				goto out;
+			}
+			out->items = items;
+			cap = ncap;
+		}
+		if ((rc = row_to_policy(&out->items[out->count], st)))
+			goto out;
+		out->count++;
+	}
+	if (step != SQLITE_DONE)
+		rc = db_error(c->db, "list");
+out:
+	sqlite3_finalize(st);
+	sqlite3_free(text);
+	free(like);
+	sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
+	if (rc)
+		allowd_policy_list_clear(out);
+	return rc;
+}
+
+/* ---- accounts and credentials --------------------------------------- */
+
+struct cred_args {
+	const char *id;
+	const char *name;
+	const allowd_token *token;
+	const unsigned char *hash;
+	allowd_perm perm;
+};
+
+static int step_done(conn *c, sqlite3_stmt *st, const char *what)
+{
+	int rc = 0, step = sqlite3_step(st);
+
+	if ((step & 0xff) == SQLITE_CONSTRAINT)
+		rc = allowd_error_set(ALLOWD_EINVALID, NULL, "%s: already exists or unknown reference",
+				      what);
+	else if (step != SQLITE_DONE)
+		rc = db_error(c->db, what);
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int job_account_create(conn *c, void *arg)
+{
+	struct cred_args *a = arg;
+	sqlite3_stmt *st = stmt(c, ST_ACCOUNT_INSERT);
+
+	if (!st)
+		return ALLOWD_ERR;
+	sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, allowd_now_ms());
+	return step_done(c, st, "create account");
+}
+
+static int sq_account_create(void *impl, const char *id, const char *name)
+{
+	struct cred_args a = {.id = id, .name = name};
+	return run_write(impl, job_account_create, &a);
+}
+
+static int single_int64(void *impl, enum stmt_id id, const char *arg, int64_t *out)
+{
+	sqlite3_stmt *st;
+	conn *c;
+	int rc = 0, step;
+
+	if ((rc = reader(&c, impl)))
+		return rc;
+	if (!(st = stmt(c, id)))
+		return ALLOWD_ERR;
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else if (step == SQLITE_DONE)
+		rc = ALLOWD_ENOTFOUND;
+	else
+		rc = db_error(c->db, "query");
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int sq_account_exists(void *impl, const char *id)
+{
+	int64_t v;
+	int rc = single_int64(impl, ST_ACCOUNT_EXISTS, id, &v);
+	if (rc == ALLOWD_ENOTFOUND)
+		return allowd_error_set(ALLOWD_ENOTFOUND, NULL, "no such account");
+	return rc;
+}
+
+static int sq_account_count(void *impl, int64_t *out)
+{
+	return single_int64(impl, ST_ACCOUNT_COUNT, NULL, out);
+}
+
+static int job_token_create(conn *c, void *arg)
+{
+	struct cred_args *a = arg;
+	const allowd_token *t = a->token;
+	sqlite3_stmt *st = stmt(c, ST_TOKEN_INSERT);
+	int rc;
+
+	if (!st)
+		return ALLOWD_ERR;
+	sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, a->hash, ALLOWD_HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, t->active);
+	sqlite3_bind_int64(st, 4, t->not_before);
+	sqlite3_bind_int64(st, 5, t->expires_on);
+	sqlite3_bind_int64(st, 6, allowd_now_ms());
+	if ((rc = step_done(c, st, "create token")))
+		return rc;
+	for (size_t i = 0; i < t->n_grants; i++) {
+		if (!(st = stmt(c, ST_TOKEN_GRANT_INSERT)))
+			return ALLOWD_ERR;
+		sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, t->grants[i].account_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, (int)t->grants[i].perm);
+		if ((rc = step_done(c, st, "grant token")))
+			return rc;
+	}
+	return 0;
+}
+
+static int sq_token_create(void *impl, const allowd_token *t, const unsigned char *hash)
+{
+	struct cred_args a = {.token = t, .hash = hash};
+	return run_write(impl, job_token_create, &a);
+}
+
+/* Reads (account_id, perm) rows of `id`'s grants into *grants. */
+static int read_grants(conn *c, enum stmt_id which, const char *key, allowd_grant **grants,
+		       size_t *n)
+{
+	sqlite3_stmt *st = stmt(c, which);
+	size_t cap = 0;
+	int step, rc = 0;
+
+	*grants = NULL;
+	*n = 0;
+	if (!st)
+		return ALLOWD_ERR;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *acc = sqlite3_column_text(st, 0);
+		if (*n == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			allowd_grant *g = realloc(*grants, ncap * sizeof(*g));
+			if (!g) {
+				rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+				break;
+			}
+			*grants = g;
+			cap = ncap;
+		}
+		snprintf((*grants)[*n].account_id, sizeof((*grants)[*n].account_id), "%s",
+			 acc ? (const char *)acc : "");
+		(*grants)[*n].perm = (allowd_perm)sqlite3_column_int(st, 1);
+		(*n)++;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = db_error(c->db, "grants");
+	sqlite3_reset(st);
+	if (rc) {
+		free(*grants);
+		*grants = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+static int sq_token_find(void *impl, allowd_token *out, const unsigned char *hash)
+{
+	sqlite3_stmt *st;
+	conn *c;
+	int rc, step;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = reader(&c, impl)))
+		return rc;
+	if (!(st = stmt(c, ST_TOKEN_FIND)))
+		return ALLOWD_ERR;
+	sqlite3_bind_blob(st, 1, hash, ALLOWD_HASH_LEN, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		const unsigned char *id = sqlite3_column_text(st, 0);
+		snprintf(out->id, sizeof(out->id), "%s", id ? (const char *)id : "");
+		out->active = sqlite3_column_int(st, 1);
+		out->not_before = sqlite3_column_int64(st, 2);
+		out->expires_on = sqlite3_column_int64(st, 3);
+		rc = 0;
+	} else {
+		rc = step == SQLITE_DONE ? allowd_error_set(ALLOWD_ENOTFOUND, NULL, "no such token")
+					 : db_error(c->db, "find token");
+	}
+	sqlite3_reset(st);
+	if (rc == 0)
+		rc = read_grants(c, ST_TOKEN_GRANTS, out->id, &out->grants, &out->n_grants);
+	return rc;
+}
+
+static int job_user_create(conn *c, void *arg)
+{
+	struct cred_args *a = arg;
+	sqlite3_stmt *st = stmt(c, ST_USER_INSERT);
+
+	if (!st)
+		return ALLOWD_ERR;
+	sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, a->hash, ALLOWD_HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, allowd_now_ms());
+	return step_done(c, st, "create user");
+}
+
+static int sq_user_create(void *impl, const char *email, const unsigned char *key_hash)
+{
+	struct cred_args a = {.id = email, .hash = key_hash};
+	return run_write(impl, job_user_create, &a);
+}
+
+static int sq_user_find(void *impl, allowd_user *out, const char *email)
+{
+	sqlite3_stmt *st;
+	conn *c;
+	int rc, step;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = reader(&c, impl)))
+		return rc;
+	if (!(st = stmt(c, ST_USER_FIND)))
+		return ALLOWD_ERR;
+	sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW && sqlite3_column_bytes(st, 1) == ALLOWD_HASH_LEN) {
+		out->email = column_strdup(st, 0);
+		memcpy(out->key_hash, sqlite3_column_blob(st, 1), ALLOWD_HASH_LEN);
+		rc = out->email ? 0 : allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	} else {
+		rc = step == SQLITE_ROW || step == SQLITE_DONE
+			     ? allowd_error_set(ALLOWD_ENOTFOUND, NULL, "no such user")
+			     : db_error(c->db, "find user");
+	}
+	sqlite3_reset(st);
+	if (rc == 0 && (rc = read_grants(c, ST_USER_GRANTS, email, &out->grants, &out->n_grants)))
+		allowd_user_clear(out);
+	return rc;
+}
+
+static int job_membership_set(conn *c, void *arg)
+{
+	struct cred_args *a = arg;
+	sqlite3_stmt *st = stmt(c, ST_MEMBERSHIP_SET);
+
+	if (!st)
+		return ALLOWD_ERR;
+	sqlite3_bind_text(st, 1, a->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, (int)a->perm);
+	return step_done(c, st, "set membership");
+}
+
+static int sq_membership_set(void *impl, const char *email, const char *account_id,
+			     allowd_perm role)
+{
+	struct cred_args a = {.id = account_id, .name = email, .perm = role};
+	return run_write(impl, job_membership_set, &a);
+}
+
+/* ---- open and close ------------------------------------------------- */
+
+static int migrate(conn *c)
+{
+	sqlite3_stmt *st = NULL;
+	int version = 0, rc;
+
+	if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return db_error(c->db, "read schema version");
+	}
+	version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > SCHEMA_VERSION)
+		return allowd_error_set(ALLOWD_ERR, NULL,
+					"database schema version %d is newer than this allowd (%d)",
+					version, SCHEMA_VERSION);
+	for (; version < SCHEMA_VERSION; version++) {
+		char bump[64];
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", version + 1);
+		if ((rc = conn_exec(c, "BEGIN IMMEDIATE")))
+			return rc;
+		if ((rc = conn_exec(c, migrations[version])) || (rc = conn_exec(c, bump))) {
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+		if ((rc = conn_exec(c, "COMMIT")))
+			return rc;
+		log_info("store: migrated schema to version %d", version + 1);
+	}
+	return 0;
+}
+
+static void sq_close(void *impl)
+{
+	sq *s = impl;
+	conn *c;
+
+	if (!s)
+		return;
+	if (s->writer_started) {
+		pthread_mutex_lock(&s->lock);
+		s->stopping = 1;
+		pthread_cond_signal(&s->wake);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->writer_thread, NULL);
+	}
+	pthread_mutex_lock(&s->conns_lock);
+	while ((c = s->conns)) {
+		s->conns = c->next;
+		conn_close(c);
+	}
+	pthread_mutex_unlock(&s->conns_lock);
+	/* This thread's key value pointed at a closed connection: forget it. */
+	pthread_setspecific(s->reader_key, NULL);
+	pthread_key_delete(s->reader_key);
+	if (s->writer) {
+		/* checkpoint so the database file is whole without its WAL */
+		sqlite3_exec(s->writer->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+		conn_close(s->writer);
+	}
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->conns_lock);
+	pthread_cond_destroy(&s->wake);
+	pthread_cond_destroy(&s->done);
+	free(s->path);
+	free(s);
+}
+
+static int sq_open(void **out, const allowd_store_options *opts)
+{
+	sq *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s || !(s->path = strdup(opts->path))) {
+		free(s);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	s->busy_timeout_ms = opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->conns_lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	pthread_cond_init(&s->done, NULL);
+	pthread_key_create(&s->reader_key, reader_destroy);
+
+	if ((rc = conn_open(&s->writer, s)))
+		goto fail;
+	if ((rc = conn_exec(s->writer, "PRAGMA journal_mode = WAL")) || (rc = migrate(s->writer)))
+		goto fail;
+	if (pthread_create(&s->writer_thread, NULL, writer_main, s) != 0) {
+		rc = allowd_error_set(ALLOWD_ERR, NULL, "cannot start the writer thread");
+		goto fail;
+	}
+	s->writer_started = 1;
+	*out = s;
+	return 0;
+fail:
+	sq_close(s);
+	return rc;
+}
+
+static int sq_schema_version(void *impl)
+{
+	(void)impl;
+	return SCHEMA_VERSION;
+}
+
+const allowd_store_backend allowd_store_sqlite = {
+	.name = "sqlite",
+	.open = sq_open,
+	.close = sq_close,
+	.schema_version = sq_schema_version,
+	.policy_create = sq_policy_create,
+	.policy_get = sq_policy_get,
+	.policy_update = sq_policy_update,
+	.policy_delete = sq_policy_delete,
+	.policy_list = sq_policy_list,
+	.batch = sq_batch,
+	.account_create = sq_account_create,
+	.account_exists = sq_account_exists,
+	.account_count = sq_account_count,
+	.token_create = sq_token_create,
+	.token_find = sq_token_find,
+	.user_create = sq_user_create,
+	.user_find = sq_user_find,
+	.membership_set = sq_membership_set,
+};
