@@ -12,6 +12,7 @@
 #include "api/api.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,28 @@ static void notify_port(int fd, int port)
 	if (write(fd, buf, (size_t)n) != n)
 		log_warn("could not write the port to --notify-fd %d: %s", fd, strerror(errno));
 	close(fd);
+}
+
+/*
+ * Prints the credentials created on first start to stdout -- once, for the
+ * person who started the server.  They never go to the log (stderr).
+ */
+static void show_credentials(const char *data_dir)
+{
+	char path[4096], buf[1024];
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/credentials.json", data_dir);
+	if (!(f = fopen(path, "r")))
+		return;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	printf("allowd: first start: created an account and credentials; they are also in %s\n%s\n",
+	       path, buf);
+	fflush(stdout);
+	sodium_memzero(buf, sizeof(buf));
 }
 
 int main(int argc, char **argv)
@@ -81,6 +104,8 @@ int main(int argc, char **argv)
 		log_error("startup failed: %s", allowd_error_last()->message);
 		goto out;
 	}
+	if (created)
+		show_credentials(cfg.data_dir);
 	api.store = store;
 	api.auth = auth;
 	if (allowd_server_start(&server, &cfg, &api, &port)) {

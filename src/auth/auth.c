@@ -411,10 +411,6 @@ int allowd_auth_bootstrap(allowd_auth *a, const char *data_dir, int *created)
 	    (rc = allowd_store_membership_set(a->store, DEFAULT_EMAIL, account, ALLOWD_PERM_WRITE)))
 		goto out;
 	*created = 1;
-	/* shown once, on the terminal of whoever started the server; never logged */
-	printf("allowd: first start; created account and credentials (also in %s):\n%s\n", path,
-	       text);
-	fflush(stdout);
 out:
 	if (text) {
 		sodium_memzero(text, strlen(text));
