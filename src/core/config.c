@@ -127,6 +127,10 @@ int allowd_config_load(allowd_config *c, int argc, char **argv)
 			allowd_config_usage(stdout, argv[0]);
 			return 1;
 		}
+		if (!strcmp(arg, "--help-markdown")) {
+			allowd_config_markdown(stdout);
+			return 1;
+		}
 		if (!strcmp(arg, "--version")) {
 			printf("allowd 0.1.0\n");
 			return 1;
