@@ -48,7 +48,8 @@ typedef struct allowd_error {
  */
 int allowd_error_set(int code, const char *pointer, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-int allowd_error_setv(int code, const char *pointer, const char *fmt, va_list ap);
+int allowd_error_setv(int code, const char *pointer, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 /* As allowd_error_set, with an explicit Cloudflare error code. */
 int allowd_error_set_cf(int code, int cf_code, const char *pointer, const char *fmt, ...)

@@ -130,6 +130,18 @@ int allowd_store_account_exists(allowd_store *s, const char *id);
 /* Number of accounts (used to detect a first start). */
 int allowd_store_account_count(allowd_store *s, int64_t *out);
 
+typedef struct allowd_account {
+	char id[ALLOWD_ACCOUNT_ID_LEN + 1];
+	char *name;
+	int64_t created_at;
+	int64_t policy_count;
+} allowd_account;
+
+int allowd_store_account_list(allowd_store *s, allowd_account **out, size_t *n);
+void allowd_account_list_free(allowd_account *accounts, size_t n);
+/* Deletes an account with its policies, token grants and memberships. */
+int allowd_store_account_delete(allowd_store *s, const char *id);
+
 typedef struct allowd_grant {
 	char account_id[ALLOWD_ACCOUNT_ID_LEN + 1];
 	allowd_perm perm;
@@ -140,11 +152,26 @@ typedef struct allowd_token {
 	bool active;
 	int64_t not_before; /* ms, 0 = none */
 	int64_t expires_on; /* ms, 0 = none */
+	int64_t created_at; /* ms */
+	int64_t last_used;  /* ms, 0 = never */
+	char *ip_ranges;    /* comma-separated CIDRs; NULL or "" = any address */
 	allowd_grant *grants;
 	size_t n_grants;
 } allowd_token;
 
 void allowd_token_clear(allowd_token *t);
+
+/* Every token, ordered by creation (*out: n tokens; free each with allowd_token_clear). */
+int allowd_store_token_list(allowd_store *s, allowd_token **out, size_t *n);
+void allowd_token_list_free(allowd_token *tokens, size_t n);
+int allowd_store_token_set_active(allowd_store *s, const char *id, bool active);
+/* Revokes (deletes) a token; ALLOWD_ENOTFOUND when there is none. */
+int allowd_store_token_delete(allowd_store *s, const char *id);
+/*
+ * Records that a token was used at `when`.  Asynchronous and not durable:
+ * it joins the next group commit without waiting for it.
+ */
+void allowd_store_token_touch(allowd_store *s, const char *id, int64_t when);
 
 /* Stores a token whose secret hashes (keyed) to `hash`. */
 int allowd_store_token_create(allowd_store *s, const allowd_token *t,
@@ -164,6 +191,13 @@ void allowd_user_clear(allowd_user *u);
 
 int allowd_store_user_create(allowd_store *s, const char *email,
 			     const unsigned char key_hash[ALLOWD_HASH_LEN]);
+/* Replaces a user's key hash (roll-key). */
+int allowd_store_user_set_key(allowd_store *s, const char *email,
+			      const unsigned char key_hash[ALLOWD_HASH_LEN]);
+int allowd_store_user_delete(allowd_store *s, const char *email);
+/* Every user with memberships (*out: n users; free with allowd_user_list_free). */
+int allowd_store_user_list(allowd_store *s, allowd_user **out, size_t *n);
+void allowd_user_list_free(allowd_user *users, size_t n);
 int allowd_store_user_find(allowd_store *s, allowd_user *out, const char *email);
 int allowd_store_membership_set(allowd_store *s, const char *email, const char *account_id,
 				allowd_perm role);

@@ -21,11 +21,11 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#define EMAIL_LOCAL_MAX 64   /* octets, RFC 5321 4.5.3.1.1 */
-#define EMAIL_MAX 254        /* octets: the 256-octet path minus "<" and ">" */
+#define EMAIL_LOCAL_MAX  64  /* octets, RFC 5321 4.5.3.1.1 */
+#define EMAIL_MAX        254 /* octets: the 256-octet path minus "<" and ">" */
 #define DOMAIN_LABEL_MAX 63  /* octets */
-#define DOMAIN_MAX 253       /* octets, without a trailing dot */
-#define EXCERPT_MAX 40       /* bytes of user text quoted in a message */
+#define DOMAIN_MAX       253 /* octets, without a trailing dot */
+#define EXCERPT_MAX      40  /* bytes of user text quoted in a message */
 
 static int invalid(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -40,7 +40,8 @@ static int invalid(const char *fmt, ...)
 
 static int out_of_memory(void)
 {
-	return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	return ALLOWD_ERR;
 }
 
 static char *dup_range(const char *s, size_t len)
@@ -134,8 +135,8 @@ long allowd_utf8_length(const char *s, size_t len)
 static bool is_space(uint32_t cp)
 {
 	return (cp >= 0x09 && cp <= 0x0d) || cp == 0x20 || cp == 0x85 || cp == 0xa0 ||
-	       cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 ||
-	       cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000;
+	       cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
+	       cp == 0x202f || cp == 0x205f || cp == 0x3000;
 }
 
 /* C0 controls, DEL and the C1 controls (general category Cc). */
@@ -187,9 +188,10 @@ static int check_common(const char *pattern)
 	while (i < len) {
 		at = i;
 		if (utf8_next(u, len, &i, &cp) < 0)
-			return invalid("pattern is not valid UTF-8 (malformed sequence starting with "
-				       "byte 0x%02X at byte offset %zu)",
-				       u[at], at);
+			return invalid(
+			    "pattern is not valid UTF-8 (malformed sequence starting with "
+			    "byte 0x%02X at byte offset %zu)",
+			    u[at], at);
 		if (count == 0)
 			first = cp;
 		last = cp;
@@ -203,14 +205,15 @@ static int check_common(const char *pattern)
 		return invalid("pattern is empty");
 	if (count > ALLOWD_PATTERN_MAX)
 		return invalid("pattern is too long: %ld characters, at most %d", count,
-			       ALLOWD_PATTERN_MAX);
+		               ALLOWD_PATTERN_MAX);
 	if (is_space(first))
-		return invalid("pattern starts with whitespace (U+%04X); remove it", (unsigned)first);
+		return invalid("pattern starts with whitespace (U+%04X); remove it",
+		               (unsigned)first);
 	if (is_space(last))
 		return invalid("pattern ends with whitespace (U+%04X); remove it", (unsigned)last);
 	if (control_at >= 0)
 		return invalid("pattern contains a control character (U+%04X) at offset %ld",
-			       (unsigned)control, control_at);
+		               (unsigned)control, control_at);
 	return 0;
 }
 
@@ -243,18 +246,19 @@ static int idn2_failure(int rc, const char *in)
 				len--;
 			return invalid("domain is %zu octets long, at most %d", len, DOMAIN_MAX);
 		}
-		return invalid("domain is longer than %d octets in A-label (xn--) form", DOMAIN_MAX);
+		return invalid("domain is longer than %d octets in A-label (xn--) form",
+		               DOMAIN_MAX);
 	}
 	if (rc == IDN2_TOO_BIG_LABEL || rc == IDN2_PUNYCODE_BIG_OUTPUT) {
 		for (const char *p = in; all_ascii(in) && *p;) {
 			size_t n = strcspn(p, ".");
 			if (n > DOMAIN_LABEL_MAX)
 				return invalid("domain label '%s' is %zu octets long, at most %d",
-					       excerpt(ex, p, n), n, DOMAIN_LABEL_MAX);
+				               excerpt(ex, p, n), n, DOMAIN_LABEL_MAX);
 			p += n + (p[n] == '.');
 		}
 		return invalid("a domain label is longer than %d octets in A-label (xn--) form",
-			       DOMAIN_LABEL_MAX);
+		               DOMAIN_LABEL_MAX);
 	}
 	return invalid("invalid domain '%s': %s", excerpt(ex, in, len), idn2_strerror(rc));
 }
@@ -269,10 +273,11 @@ static int bad_label_char(const char *label, size_t n, char c)
 	else if (c == '*')
 		hint = " (for wildcards use is_regex)";
 	else if (c == ':' || c == '/')
-		hint = " (a DOMAIN pattern is a bare host name: no scheme, port, path or IP address)";
+		hint =
+		    " (a DOMAIN pattern is a bare host name: no scheme, port, path or IP address)";
 	return invalid("domain label '%s' contains '%c'; only letters, digits and hyphens are "
-		       "allowed%s",
-		       excerpt(ex, label, n), c, hint);
+	               "allowed%s",
+	               excerpt(ex, label, n), c, hint);
 }
 
 /*
@@ -300,10 +305,10 @@ static int check_alabels(char **out, const char *a)
 		const char *label = a + start;
 		if (n == 0)
 			return invalid(start == 0 ? "domain starts with '.'"
-						  : "domain contains an empty label ('..')");
+			                          : "domain contains an empty label ('..')");
 		if (n > DOMAIN_LABEL_MAX)
 			return invalid("domain label '%s' is %zu octets long, at most %d",
-				       excerpt(ex, label, n), n, DOMAIN_LABEL_MAX);
+			               excerpt(ex, label, n), n, DOMAIN_LABEL_MAX);
 		numeric = true;
 		for (size_t k = 0; k < n; k++) {
 			if (!is_alnum(label[k]) && label[k] != '-')
@@ -313,7 +318,7 @@ static int check_alabels(char **out, const char *a)
 		}
 		if (label[0] == '-' || label[n - 1] == '-')
 			return invalid("domain label '%s' starts or ends with a hyphen",
-				       excerpt(ex, label, n));
+			               excerpt(ex, label, n));
 		labels++;
 		start = i + 1;
 	}
@@ -321,12 +326,12 @@ static int check_alabels(char **out, const char *a)
 		return invalid("domain is %zu octets long, at most %d", len, DOMAIN_MAX);
 	if (labels < 2)
 		return invalid("domain '%s' has a single label; at least two are required, "
-			       "as in example.com",
-			       excerpt(ex, a, len));
+		               "as in example.com",
+		               excerpt(ex, a, len));
 	if (numeric)
 		return invalid("the top-level label of '%s' is all digits; for an IP address "
-			       "use pattern_type IP",
-			       excerpt(ex, a, len));
+		               "use pattern_type IP",
+		               excerpt(ex, a, len));
 	res = dup_range(a, len);
 	if (!res)
 		return out_of_memory();
@@ -363,7 +368,7 @@ static int domain_pattern(char **out, const char *pattern)
 
 	if (strchr(pattern, ':') && inet_pton(AF_INET6, pattern, addr) == 1)
 		return invalid("'%s' is an IPv6 address, not a domain; use pattern_type IP",
-			       excerpt(ex, pattern, strlen(pattern)));
+		               excerpt(ex, pattern, strlen(pattern)));
 	return domain_normalize(out, pattern);
 }
 
@@ -388,11 +393,11 @@ static int check_dot_string(const char *local, size_t len)
 				return invalid("the local part contains '..'");
 		} else if (c == '@') {
 			return invalid("'@' may appear in the local part only inside quotes "
-				       "(\"...\")");
+			               "(\"...\")");
 		} else if ((unsigned char)c < 0x80 && !is_atext(c)) {
 			return invalid("character '%c' is not allowed in an unquoted local part; "
-				       "quote the local part (\"...\") to use it",
-				       c);
+			               "quote the local part (\"...\") to use it",
+			               c);
 		}
 	}
 	return 0;
@@ -412,7 +417,7 @@ static int check_quoted_string(const char *local, size_t len)
 		if (c == '"') {
 			if (i != len - 1)
 				return invalid("text follows the closing quote of the local part; "
-					       "the quotes must enclose the whole local part");
+				               "the quotes must enclose the whole local part");
 			return 0;
 		}
 		if (c == '\\') {
@@ -421,7 +426,7 @@ static int check_quoted_string(const char *local, size_t len)
 			c = (unsigned char)local[i + 1];
 			if (c < 0x20 || c > 0x7e)
 				return invalid("'\\' in a quoted local part must be followed by a "
-					       "printable ASCII character");
+				               "printable ASCII character");
 			i += 2;
 			continue;
 		}
@@ -440,7 +445,7 @@ static int email_pattern(char **out, const char *pattern)
 	at = strrchr(pattern, '@');
 	if (!at)
 		return invalid("an EMAIL pattern must be local-part@domain and has no '@'; "
-			       "for a whole domain use pattern_type DOMAIN");
+		               "for a whole domain use pattern_type DOMAIN");
 	llen = (size_t)(at - pattern);
 	domain = at + 1;
 	if (llen == 0)
@@ -449,14 +454,14 @@ static int email_pattern(char **out, const char *pattern)
 		return invalid("the domain (after '@') is empty");
 	if (llen > EMAIL_LOCAL_MAX)
 		return invalid("the local part is %zu octets long, at most %d", llen,
-			       EMAIL_LOCAL_MAX);
+		               EMAIL_LOCAL_MAX);
 	rc = pattern[0] == '"' ? check_quoted_string(pattern, llen)
-			       : check_dot_string(pattern, llen);
+	                       : check_dot_string(pattern, llen);
 	if (rc != 0)
 		return rc;
 	if (*domain == '[')
 		return invalid("address literals such as [192.0.2.1] are not supported after '@'; "
-			       "use a domain name");
+		               "use a domain name");
 
 	if ((rc = domain_normalize(&dom, domain)) != 0)
 		return rc;
@@ -464,7 +469,7 @@ static int email_pattern(char **out, const char *pattern)
 	total = llen + 1 + dlen;
 	if (total > EMAIL_MAX) {
 		rc = invalid("the address is %zu octets long once normalised, at most %d", total,
-			     EMAIL_MAX);
+		             EMAIL_MAX);
 		goto done;
 	}
 	res = malloc(total + 1);
@@ -504,42 +509,42 @@ static const struct {
 	const char *cidr;
 	const char *what;
 } reserved[] = {
-	{"0.0.0.0/8", "\"this network\" (including the unspecified address 0.0.0.0)"},
-	{"10.0.0.0/8", "private address space"},
-	{"100.64.0.0/10", "shared address space (carrier-grade NAT)"},
-	{"127.0.0.0/8", "loopback address space"},
-	{"169.254.0.0/16", "link-local address space"},
-	{"172.16.0.0/12", "private address space"},
-	{"192.0.0.0/24", "reserved for IETF protocol assignments"},
-	{"192.0.2.0/24", "reserved for documentation (TEST-NET-1)"},
-	{"192.88.99.0/24", "the deprecated 6to4 relay anycast range"},
-	{"192.168.0.0/16", "private address space"},
-	{"198.18.0.0/15", "reserved for benchmarking"},
-	{"198.51.100.0/24", "reserved for documentation (TEST-NET-2)"},
-	{"203.0.113.0/24", "reserved for documentation (TEST-NET-3)"},
-	{"224.0.0.0/4", "multicast address space"},
-	{"240.0.0.0/4", "reserved for future use"},
-	{"255.255.255.255/32", "the limited broadcast address"},
+    {"0.0.0.0/8", "\"this network\" (including the unspecified address 0.0.0.0)"},
+    {"10.0.0.0/8", "private address space"},
+    {"100.64.0.0/10", "shared address space (carrier-grade NAT)"},
+    {"127.0.0.0/8", "loopback address space"},
+    {"169.254.0.0/16", "link-local address space"},
+    {"172.16.0.0/12", "private address space"},
+    {"192.0.0.0/24", "reserved for IETF protocol assignments"},
+    {"192.0.2.0/24", "reserved for documentation (TEST-NET-1)"},
+    {"192.88.99.0/24", "the deprecated 6to4 relay anycast range"},
+    {"192.168.0.0/16", "private address space"},
+    {"198.18.0.0/15", "reserved for benchmarking"},
+    {"198.51.100.0/24", "reserved for documentation (TEST-NET-2)"},
+    {"203.0.113.0/24", "reserved for documentation (TEST-NET-3)"},
+    {"224.0.0.0/4", "multicast address space"},
+    {"240.0.0.0/4", "reserved for future use"},
+    {"255.255.255.255/32", "the limited broadcast address"},
 
-	{"::/3", "outside the global unicast space 2000::/3"},
-	{"4000::/2", "outside the global unicast space 2000::/3"},
-	{"8000::/1", "outside the global unicast space 2000::/3"},
-	{"::/128", "the unspecified address"},
-	{"::1/128", "the loopback address"},
-	{"::/96", "deprecated IPv4-compatible address space"},
-	{"64:ff9b::/96", "the IPv4/IPv6 translation prefix (NAT64)"},
-	{"64:ff9b:1::/48", "the local-use IPv4/IPv6 translation prefix"},
-	{"100::/64", "the discard-only prefix"},
-	{"fc00::/7", "unique-local address space"},
-	{"fe80::/10", "link-local address space"},
-	{"fec0::/10", "deprecated site-local address space"},
-	{"ff00::/8", "multicast address space"},
-	{"2001::/23", "reserved for IETF protocol assignments"},
-	{"2001::/32", "the Teredo prefix"},
-	{"2001:2::/48", "reserved for benchmarking"},
-	{"2001:db8::/32", "reserved for documentation"},
-	{"2002::/16", "the 6to4 prefix"},
-	{"3fff::/20", "reserved for documentation"},
+    {"::/3", "outside the global unicast space 2000::/3"},
+    {"4000::/2", "outside the global unicast space 2000::/3"},
+    {"8000::/1", "outside the global unicast space 2000::/3"},
+    {"::/128", "the unspecified address"},
+    {"::1/128", "the loopback address"},
+    {"::/96", "deprecated IPv4-compatible address space"},
+    {"64:ff9b::/96", "the IPv4/IPv6 translation prefix (NAT64)"},
+    {"64:ff9b:1::/48", "the local-use IPv4/IPv6 translation prefix"},
+    {"100::/64", "the discard-only prefix"},
+    {"fc00::/7", "unique-local address space"},
+    {"fe80::/10", "link-local address space"},
+    {"fec0::/10", "deprecated site-local address space"},
+    {"ff00::/8", "multicast address space"},
+    {"2001::/23", "reserved for IETF protocol assignments"},
+    {"2001::/32", "the Teredo prefix"},
+    {"2001:2::/48", "reserved for benchmarking"},
+    {"2001:db8::/32", "reserved for documentation"},
+    {"2002::/16", "the 6to4 prefix"},
+    {"3fff::/20", "reserved for documentation"},
 };
 
 /* Whether the first `bits` bits of a and b are equal. */
@@ -584,11 +589,11 @@ static bool parse_cidr(const char *cidr, struct block *b)
 {
 	char addr[INET6_ADDRSTRLEN];
 	const char *slash = strchr(cidr, '/');
-	size_t n = (size_t)(slash - cidr);
 	char *end;
-	long plen;
+	long long plen;
+	size_t n;
 
-	if (!slash || n >= sizeof(addr))
+	if (!slash || (n = (size_t)(slash - cidr)) >= sizeof(addr))
 		return false;
 	memcpy(addr, cidr, n);
 	addr[n] = '\0';
@@ -596,7 +601,7 @@ static bool parse_cidr(const char *cidr, struct block *b)
 	if (inet_pton(b->family, addr, b->addr) != 1)
 		return false;
 	errno = 0;
-	plen = strtol(slash + 1, &end, 10);
+	plen = strtoll(slash + 1, &end, 10);
 	if (errno != 0 || *end != '\0' || plen < 0 || plen > (b->family == AF_INET ? 32 : 128))
 		return false;
 	b->plen = (unsigned)plen;
@@ -613,27 +618,27 @@ static int check_global(const struct block *b)
 	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
 		if (!parse_cidr(reserved[i].cidr, &r))
 			return allowd_error_set(ALLOWD_ERR, NULL, "bad reserved range %s",
-						reserved[i].cidr);
+			                        reserved[i].cidr);
 		if (r.family != b->family)
 			continue;
 		if (b->plen >= r.plen && prefix_equal(b->addr, r.addr, r.plen)) {
 			if (contained < 0 || r.plen > best)
 				contained = (int)i, best = r.plen;
 		} else if (b->plen < r.plen && overlapped < 0 &&
-			   prefix_equal(b->addr, r.addr, b->plen)) {
+		           prefix_equal(b->addr, r.addr, b->plen)) {
 			overlapped = (int)i;
 		}
 	}
 	format_block(text, sizeof(text), b);
 	if (contained >= 0 && best == b->plen)
 		return invalid("%s is %s; only globally reachable addresses are allowed",
-			       reserved[contained].cidr, reserved[contained].what);
+		               reserved[contained].cidr, reserved[contained].what);
 	if (contained >= 0)
 		return invalid("%s is not globally reachable: %s is %s", text,
-			       reserved[contained].cidr, reserved[contained].what);
+		               reserved[contained].cidr, reserved[contained].what);
 	if (overlapped >= 0)
 		return invalid("%s overlaps address space that is not globally reachable: %s is %s",
-			       text, reserved[overlapped].cidr, reserved[overlapped].what);
+		               text, reserved[overlapped].cidr, reserved[overlapped].what);
 	return 0;
 }
 
@@ -643,21 +648,21 @@ static int parse_prefix(const char *s, unsigned max, unsigned *plen)
 	char ex[EXCERPT_MAX + 4];
 	size_t n = strlen(s);
 	char *end;
-	long v;
+	long long v;
 
 	if (n == 0)
 		return invalid("the prefix length after '/' is missing");
 	for (size_t i = 0; i < n; i++)
 		if (!is_digit(s[i]))
 			return invalid("the prefix length '/%s' is not a decimal number",
-				       excerpt(ex, s, n));
+			               excerpt(ex, s, n));
 	if (n > 1 && s[0] == '0')
 		return invalid("the prefix length '/%s' has a leading zero", excerpt(ex, s, n));
 	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno == ERANGE || *end != '\0' || v < 0 || v > (long)max)
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 0 || v > (long long)max)
 		return invalid("the prefix length '/%s' is out of range; %s prefixes are 0 to %u",
-			       excerpt(ex, s, n), max == 32 ? "IPv4" : "IPv6", max);
+		               excerpt(ex, s, n), max == 32 ? "IPv4" : "IPv6", max);
 	*plen = (unsigned)v;
 	return 0;
 }
@@ -694,11 +699,12 @@ static int parse_address(const char *s, size_t n, struct block *b)
 		if (fits && inet_pton(AF_INET6, addr, b->addr) == 1)
 			return 0;
 		if (addr[0] == '[')
-			return invalid("'%s' is not an IPv6 address; write it without brackets", ex);
+			return invalid("'%s' is not an IPv6 address; write it without brackets",
+			               ex);
 		if (strchr(addr, '%'))
 			return invalid("'%s' is not an IPv6 address; zone identifiers (%%...) are "
-				       "not allowed",
-				       ex);
+			               "not allowed",
+			               ex);
 		return invalid("'%s' is not an IPv6 address", ex);
 	}
 	b->family = AF_INET;
@@ -708,10 +714,10 @@ static int parse_address(const char *s, size_t n, struct block *b)
 		return invalid("'%s' is not an IPv4 address: leading zeros are not allowed", ex);
 	if (strspn(addr, "0123456789.") != k)
 		return invalid("'%s' is not an IP address; for a host name use pattern_type DOMAIN",
-			       ex);
+		               ex);
 	return invalid("'%s' is not an IPv4 address (four decimal numbers 0 to 255 "
-		       "separated by dots)",
-		       ex);
+	               "separated by dots)",
+	               ex);
 }
 
 static bool is_v4_mapped(const unsigned char *a)
@@ -764,10 +770,11 @@ static int ip_pattern(char **out, const char *pattern)
 /* ---- regex ---------------------------------------------------------- */
 
 /*
- * Compiles once to prove the pattern is valid, then discards the code:
- * the engine compiles its own copy.  PCRE2_ALT_BSUX with
- * PCRE2_EXTRA_ALT_BSUX gives Java's \uhhhh (and \u{h...}); caseless
- * because addresses and domains compare case-insensitively.
+ * Compiles once to prove the pattern is valid and discards the code.  The
+ * options are the project's regex dialect (docs/semantics.md): UTF,
+ * caseless, and PCRE2_ALT_BSUX + PCRE2_EXTRA_ALT_BSUX for Java's \uhhhh
+ * (plus \u{h...}).  Compile cost is bounded by PCRE2 itself: at most
+ * ALLOWD_PATTERN_MAX characters in, "regular expression is too large" out.
  */
 static int regex_pattern(char **out, const char *pattern)
 {
@@ -783,7 +790,7 @@ static int regex_pattern(char **out, const char *pattern)
 		return out_of_memory();
 	pcre2_set_compile_extra_options(ctx, PCRE2_EXTRA_ALT_BSUX);
 	code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-			     PCRE2_UTF | PCRE2_CASELESS | PCRE2_ALT_BSUX, &errcode, &offset, ctx);
+	                     PCRE2_UTF | PCRE2_CASELESS | PCRE2_ALT_BSUX, &errcode, &offset, ctx);
 	if (!code) {
 		int m = pcre2_get_error_message(errcode, msg, sizeof(msg));
 		if (m < 0 && m != PCRE2_ERROR_NOMEMORY)
@@ -791,7 +798,7 @@ static int regex_pattern(char **out, const char *pattern)
 		/* PCRE2 reports code units (bytes); clients count characters. */
 		chars = allowd_utf8_length(pattern, offset);
 		rc = invalid("invalid regular expression at offset %ld: %s",
-			     chars >= 0 ? chars : (long)offset, (const char *)msg);
+		             chars >= 0 ? chars : (long)offset, (const char *)msg);
 		goto done;
 	}
 	*out = strdup(pattern);
@@ -858,7 +865,7 @@ int allowd_pattern_regex(char **out, const char *pattern)
  * regex is checked as a regex whatever its type.
  */
 int allowd_pattern_normalize(char **out, allowd_pattern_type type, bool is_regex,
-			     const char *pattern)
+                             const char *pattern)
 {
 	int rc;
 
@@ -867,11 +874,11 @@ int allowd_pattern_normalize(char **out, allowd_pattern_type type, bool is_regex
 		return rc;
 	if (type == ALLOWD_PATTERN_UNKNOWN)
 		return allowd_error_set(ALLOWD_EINVALID, "/pattern_type",
-					"pattern_type UNKNOWN cannot be written");
+		                        "pattern_type UNKNOWN cannot be written");
 	if (type != ALLOWD_PATTERN_EMAIL && type != ALLOWD_PATTERN_DOMAIN &&
 	    type != ALLOWD_PATTERN_IP)
 		return allowd_error_set(ALLOWD_EINVALID, "/pattern_type",
-					"pattern_type must be EMAIL, DOMAIN or IP");
+		                        "pattern_type must be EMAIL, DOMAIN or IP");
 	if (is_regex)
 		return regex_pattern(out, pattern);
 	switch (type) {

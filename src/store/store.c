@@ -82,7 +82,29 @@ void allowd_token_clear(allowd_token *t)
 	if (!t)
 		return;
 	free(t->grants);
+	free(t->ip_ranges);
 	memset(t, 0, sizeof(*t));
+}
+
+void allowd_token_list_free(allowd_token *tokens, size_t n)
+{
+	for (size_t i = 0; tokens && i < n; i++)
+		allowd_token_clear(&tokens[i]);
+	free(tokens);
+}
+
+void allowd_user_list_free(allowd_user *users, size_t n)
+{
+	for (size_t i = 0; users && i < n; i++)
+		allowd_user_clear(&users[i]);
+	free(users);
+}
+
+void allowd_account_list_free(allowd_account *accounts, size_t n)
+{
+	for (size_t i = 0; accounts && i < n; i++)
+		free(accounts[i].name);
+	free(accounts);
 }
 
 void allowd_user_clear(allowd_user *u)
@@ -170,4 +192,50 @@ int allowd_store_membership_set(allowd_store *s, const char *email, const char *
 				allowd_perm role)
 {
 	return s->be->membership_set(s->impl, email, account_id, role);
+}
+
+int allowd_store_account_list(allowd_store *s, allowd_account **out, size_t *n)
+{
+	return s->be->account_list(s->impl, out, n);
+}
+
+int allowd_store_account_delete(allowd_store *s, const char *id)
+{
+	return s->be->account_delete(s->impl, id);
+}
+
+int allowd_store_token_list(allowd_store *s, allowd_token **out, size_t *n)
+{
+	return s->be->token_list(s->impl, out, n);
+}
+
+int allowd_store_token_set_active(allowd_store *s, const char *id, bool active)
+{
+	return s->be->token_set_active(s->impl, id, active);
+}
+
+int allowd_store_token_delete(allowd_store *s, const char *id)
+{
+	return s->be->token_delete(s->impl, id);
+}
+
+void allowd_store_token_touch(allowd_store *s, const char *id, int64_t when)
+{
+	s->be->token_touch(s->impl, id, when);
+}
+
+int allowd_store_user_set_key(allowd_store *s, const char *email,
+			      const unsigned char key_hash[ALLOWD_HASH_LEN])
+{
+	return s->be->user_set_key(s->impl, email, key_hash);
+}
+
+int allowd_store_user_delete(allowd_store *s, const char *email)
+{
+	return s->be->user_delete(s->impl, email);
+}
+
+int allowd_store_user_list(allowd_store *s, allowd_user **out, size_t *n)
+{
+	return s->be->user_list(s->impl, out, n);
 }

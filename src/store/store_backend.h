@@ -35,6 +35,15 @@ typedef struct allowd_store_backend {
 	int (*user_find)(void *impl, allowd_user *out, const char *email);
 	int (*membership_set)(void *impl, const char *email, const char *account_id,
 			      allowd_perm role);
+	int (*account_list)(void *impl, allowd_account **out, size_t *n);
+	int (*account_delete)(void *impl, const char *id);
+	int (*token_list)(void *impl, allowd_token **out, size_t *n);
+	int (*token_set_active)(void *impl, const char *id, bool active);
+	int (*token_delete)(void *impl, const char *id);
+	void (*token_touch)(void *impl, const char *id, int64_t when);
+	int (*user_set_key)(void *impl, const char *email, const unsigned char *key_hash);
+	int (*user_delete)(void *impl, const char *email);
+	int (*user_list)(void *impl, allowd_user **out, size_t *n);
 } allowd_store_backend;
 
 extern const allowd_store_backend allowd_store_sqlite;

@@ -86,6 +86,8 @@ static const char *const migrations[] = {
 	"CREATE INDEX policies_by_type_pattern ON policies (account_id, pattern_type, pattern, id);"
 	"CREATE INDEX policies_by_type_created"
 	"  ON policies (account_id, pattern_type, created_at, id);",
+	/* 1 -> 2: token client-IP restrictions */
+	"ALTER TABLE tokens ADD COLUMN ip_ranges TEXT NOT NULL DEFAULT '';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -109,6 +111,15 @@ enum stmt_id {
 	ST_USER_FIND,
 	ST_USER_GRANTS,
 	ST_MEMBERSHIP_SET,
+	ST_ACCOUNT_LIST,
+	ST_ACCOUNT_DELETE,
+	ST_TOKEN_LIST,
+	ST_TOKEN_SET_ACTIVE,
+	ST_TOKEN_DELETE,
+	ST_TOKEN_TOUCH,
+	ST_USER_SET_KEY,
+	ST_USER_DELETE,
+	ST_USER_LIST,
 	ST_COUNT
 };
 
@@ -116,6 +127,9 @@ enum stmt_id {
 	"id, pattern, pattern_norm, pattern_type, is_regex, is_trusted_sender, "                   \
 	"is_acceptable_sender, is_exempt_recipient, verify_sender, comments, created_at, "         \
 	"modified_at"
+
+#define TOKEN_COLUMNS                                                                              \
+	"id, active, not_before, expires_on, created_at, coalesce(last_used, 0), ip_ranges"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_POLICY_GET] = "SELECT " POLICY_COLUMNS " FROM policies WHERE account_id = ?1 AND id = ?2",
@@ -136,17 +150,28 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ACCOUNT_EXISTS] = "SELECT 1 FROM accounts WHERE id = ?1",
 	[ST_ACCOUNT_COUNT] = "SELECT count(*) FROM accounts",
 	[ST_TOKEN_INSERT] = "INSERT INTO tokens (id, secret_hash, active, not_before, expires_on,"
-			    " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			    " created_at, ip_ranges) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_TOKEN_GRANT_INSERT] =
 		"INSERT INTO token_grants (token_id, account_id, perm) VALUES (?1, ?2, ?3)",
-	[ST_TOKEN_FIND] =
-		"SELECT id, active, not_before, expires_on FROM tokens WHERE secret_hash = ?1",
+	[ST_TOKEN_FIND] = "SELECT " TOKEN_COLUMNS " FROM tokens WHERE secret_hash = ?1",
 	[ST_TOKEN_GRANTS] = "SELECT account_id, perm FROM token_grants WHERE token_id = ?1",
 	[ST_USER_INSERT] = "INSERT INTO users (email, key_hash, created_at) VALUES (?1, ?2, ?3)",
 	[ST_USER_FIND] = "SELECT email, key_hash FROM users WHERE email = ?1",
 	[ST_USER_GRANTS] = "SELECT account_id, role FROM memberships WHERE email = ?1",
 	[ST_MEMBERSHIP_SET] = "INSERT INTO memberships (email, account_id, role) VALUES (?1, ?2, ?3)"
 			      " ON CONFLICT (email, account_id) DO UPDATE SET role = excluded.role",
+	[ST_ACCOUNT_LIST] = "SELECT a.id, a.name, a.created_at,"
+			    " (SELECT count(*) FROM policies p WHERE p.account_id = a.id)"
+			    " FROM accounts a ORDER BY a.created_at, a.id",
+	[ST_ACCOUNT_DELETE] = "DELETE FROM accounts WHERE id = ?1",
+	[ST_TOKEN_LIST] = "SELECT " TOKEN_COLUMNS " FROM tokens ORDER BY created_at, id",
+	[ST_TOKEN_SET_ACTIVE] = "UPDATE tokens SET active = ?2 WHERE id = ?1",
+	[ST_TOKEN_DELETE] = "DELETE FROM tokens WHERE id = ?1",
+	[ST_TOKEN_TOUCH] = "UPDATE tokens SET last_used = ?2 WHERE id = ?1"
+			   " AND coalesce(last_used, 0) < ?2",
+	[ST_USER_SET_KEY] = "UPDATE users SET key_hash = ?2 WHERE email = ?1",
+	[ST_USER_DELETE] = "DELETE FROM users WHERE email = ?1",
+	[ST_USER_LIST] = "SELECT email, key_hash FROM users ORDER BY email",
 };
 
 typedef struct conn {
@@ -159,6 +184,7 @@ typedef struct conn {
 typedef struct job {
 	int (*fn)(conn *c, void *arg);
 	void *arg;
+	int async; /* nobody waits: the writer frees the job and its arg */
 	int rc;
 	allowd_error err;
 	int done;
@@ -347,7 +373,12 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&s->lock);
 		for (j = batch; j;) {
 			job *next = j->next;
-			j->done = 1; /* j may be freed by its owner once this is seen */
+			if (j->async) {
+				free(j->arg);
+				free(j);
+			} else {
+				j->done = 1; /* its owner may free j once this is seen */
+			}
 			j = next;
 		}
 		pthread_cond_broadcast(&s->done);
@@ -381,6 +412,34 @@ static int run_write(sq *s, int (*fn)(conn *, void *), void *arg)
 	if (j.rc)
 		return allowd_error_restore(&j.err);
 	return 0;
+}
+
+/* Queues fn(writer, arg) for the next group commit without waiting; takes arg (malloc'ed). */
+static void run_write_async(sq *s, int (*fn)(conn *, void *), void *arg)
+{
+	job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		free(arg);
+		return;
+	}
+	j->fn = fn;
+	j->arg = arg;
+	j->async = 1;
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		free(arg);
+		free(j);
+		return;
+	}
+	if (s->queue_tail)
+		s->queue_tail->next = j;
+	else
+		s->queue_head = j;
+	s->queue_tail = j;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- row helpers ---------------------------------------------------- */
@@ -937,6 +996,7 @@ static int job_token_create(conn *c, void *arg)
 	sqlite3_bind_int64(st, 4, t->not_before);
 	sqlite3_bind_int64(st, 5, t->expires_on);
 	sqlite3_bind_int64(st, 6, allowd_now_ms());
+	sqlite3_bind_text(st, 7, t->ip_ranges ? t->ip_ranges : "", -1, SQLITE_STATIC);
 	if ((rc = step_done(c, st, "create token")))
 		return rc;
 	for (size_t i = 0; i < t->n_grants; i++) {
@@ -998,6 +1058,22 @@ static int read_grants(conn *c, enum stmt_id which, const char *key, allowd_gran
 	return rc;
 }
 
+static int row_to_token(allowd_token *out, sqlite3_stmt *st)
+{
+	const unsigned char *id = sqlite3_column_text(st, 0);
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->id, sizeof(out->id), "%s", id ? (const char *)id : "");
+	out->active = sqlite3_column_int(st, 1);
+	out->not_before = sqlite3_column_int64(st, 2);
+	out->expires_on = sqlite3_column_int64(st, 3);
+	out->created_at = sqlite3_column_int64(st, 4);
+	out->last_used = sqlite3_column_int64(st, 5);
+	if (!(out->ip_ranges = column_strdup(st, 6)))
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	return 0;
+}
+
 static int sq_token_find(void *impl, allowd_token *out, const unsigned char *hash)
 {
 	sqlite3_stmt *st;
@@ -1012,12 +1088,7 @@ static int sq_token_find(void *impl, allowd_token *out, const unsigned char *has
 	sqlite3_bind_blob(st, 1, hash, ALLOWD_HASH_LEN, SQLITE_STATIC);
 	step = sqlite3_step(st);
 	if (step == SQLITE_ROW) {
-		const unsigned char *id = sqlite3_column_text(st, 0);
-		snprintf(out->id, sizeof(out->id), "%s", id ? (const char *)id : "");
-		out->active = sqlite3_column_int(st, 1);
-		out->not_before = sqlite3_column_int64(st, 2);
-		out->expires_on = sqlite3_column_int64(st, 3);
-		rc = 0;
+		rc = row_to_token(out, st);
 	} else {
 		rc = step == SQLITE_DONE ? allowd_error_set(ALLOWD_ENOTFOUND, NULL, "no such token")
 					 : db_error(c->db, "find token");
@@ -1025,6 +1096,8 @@ static int sq_token_find(void *impl, allowd_token *out, const unsigned char *has
 	sqlite3_reset(st);
 	if (rc == 0)
 		rc = read_grants(c, ST_TOKEN_GRANTS, out->id, &out->grants, &out->n_grants);
+	if (rc)
+		allowd_token_clear(out);
 	return rc;
 }
 
@@ -1093,6 +1166,209 @@ static int sq_membership_set(void *impl, const char *email, const char *account_
 {
 	struct cred_args a = {.id = account_id, .name = email, .perm = role};
 	return run_write(impl, job_membership_set, &a);
+}
+
+/* Runs a one-statement write binding text ?1 (and optionally int ?2 or blob ?2). */
+struct simple_args {
+	enum stmt_id which;
+	const char *key;
+	int has_int;
+	int64_t value;
+	const unsigned char *blob;
+	int must_change; /* ENOTFOUND when no row changed */
+	const char *what;
+};
+
+static int job_simple(conn *c, void *arg)
+{
+	struct simple_args *a = arg;
+	sqlite3_stmt *st = stmt(c, a->which);
+	int rc;
+
+	if (!st)
+		return ALLOWD_ERR;
+	sqlite3_bind_text(st, 1, a->key, -1, SQLITE_STATIC);
+	if (a->has_int)
+		sqlite3_bind_int64(st, 2, a->value);
+	if (a->blob)
+		sqlite3_bind_blob(st, 2, a->blob, ALLOWD_HASH_LEN, SQLITE_STATIC);
+	if ((rc = step_done(c, st, a->what)))
+		return rc;
+	if (a->must_change && sqlite3_changes(c->db) == 0)
+		return allowd_error_set(ALLOWD_ENOTFOUND, NULL, "%s: no such %s", a->what,
+					a->which == ST_USER_SET_KEY || a->which == ST_USER_DELETE
+						? "user"
+					: a->which == ST_ACCOUNT_DELETE ? "account"
+									: "token");
+	return 0;
+}
+
+static int simple_write(void *impl, enum stmt_id which, const char *key, int has_int,
+			int64_t value, const unsigned char *blob, const char *what)
+{
+	struct simple_args a = {which, key, has_int, value, blob, 1, what};
+	return run_write(impl, job_simple, &a);
+}
+
+static int sq_account_delete(void *impl, const char *id)
+{
+	return simple_write(impl, ST_ACCOUNT_DELETE, id, 0, 0, NULL, "delete account");
+}
+
+static int sq_token_set_active(void *impl, const char *id, bool active)
+{
+	return simple_write(impl, ST_TOKEN_SET_ACTIVE, id, 1, active, NULL, "update token");
+}
+
+static int sq_token_delete(void *impl, const char *id)
+{
+	return simple_write(impl, ST_TOKEN_DELETE, id, 0, 0, NULL, "revoke token");
+}
+
+static int sq_user_set_key(void *impl, const char *email, const unsigned char *key_hash)
+{
+	return simple_write(impl, ST_USER_SET_KEY, email, 0, 0, key_hash, "roll key");
+}
+
+static int sq_user_delete(void *impl, const char *email)
+{
+	return simple_write(impl, ST_USER_DELETE, email, 0, 0, NULL, "delete user");
+}
+
+struct touch_args {
+	struct simple_args a;
+	char id[ALLOWD_ACCOUNT_ID_LEN + 1];
+};
+
+static void sq_token_touch(void *impl, const char *id, int64_t when)
+{
+	struct touch_args *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return;
+	snprintf(t->id, sizeof(t->id), "%s", id);
+	t->a = (struct simple_args){ST_TOKEN_TOUCH, t->id, 1, when, NULL, 0, "touch token"};
+	run_write_async(impl, job_simple, t);
+}
+
+/* Grows *items (of `size` bytes each) to hold one more; 0 or ALLOWD_ERR. */
+static int grow(void **items, size_t *cap, size_t n, size_t size)
+{
+	void *p;
+	size_t ncap;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 8;
+	if (!(p = realloc(*items, ncap * size)))
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	memset((char *)p + *cap * size, 0, (ncap - *cap) * size);
+	*items = p;
+	*cap = ncap;
+	return 0;
+}
+
+static int sq_account_list(void *impl, allowd_account **out, size_t *n)
+{
+	allowd_account *items = NULL;
+	size_t cap = 0, count = 0;
+	sqlite3_stmt *st;
+	conn *c;
+	int rc, step;
+
+	if ((rc = reader(&c, impl)))
+		return rc;
+	if (!(st = stmt(c, ST_ACCOUNT_LIST)))
+		return ALLOWD_ERR;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *id = sqlite3_column_text(st, 0);
+		if ((rc = grow((void **)&items, &cap, count, sizeof(*items))))
+			break;
+		snprintf(items[count].id, sizeof(items[count].id), "%s", id ? (const char *)id : "");
+		items[count].name = column_strdup(st, 1);
+		items[count].created_at = sqlite3_column_int64(st, 2);
+		items[count].policy_count = sqlite3_column_int64(st, 3);
+		count++;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = db_error(c->db, "list accounts");
+	sqlite3_reset(st);
+	if (rc) {
+		allowd_account_list_free(items, count);
+		return rc;
+	}
+	*out = items;
+	*n = count;
+	return 0;
+}
+
+static int sq_token_list(void *impl, allowd_token **out, size_t *n)
+{
+	allowd_token *items = NULL;
+	size_t cap = 0, count = 0;
+	sqlite3_stmt *st;
+	conn *c;
+	int rc, step;
+
+	if ((rc = reader(&c, impl)))
+		return rc;
+	if (!(st = stmt(c, ST_TOKEN_LIST)))
+		return ALLOWD_ERR;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = grow((void **)&items, &cap, count, sizeof(*items))) ||
+		    (rc = row_to_token(&items[count], st)))
+			break;
+		count++;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = db_error(c->db, "list tokens");
+	sqlite3_reset(st);
+	for (size_t i = 0; !rc && i < count; i++)
+		rc = read_grants(c, ST_TOKEN_GRANTS, items[i].id, &items[i].grants,
+				 &items[i].n_grants);
+	if (rc) {
+		allowd_token_list_free(items, cap > count ? count + 1 : count);
+		return rc;
+	}
+	*out = items;
+	*n = count;
+	return 0;
+}
+
+static int sq_user_list(void *impl, allowd_user **out, size_t *n)
+{
+	allowd_user *items = NULL;
+	size_t cap = 0, count = 0;
+	sqlite3_stmt *st;
+	conn *c;
+	int rc, step;
+
+	if ((rc = reader(&c, impl)))
+		return rc;
+	if (!(st = stmt(c, ST_USER_LIST)))
+		return ALLOWD_ERR;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((rc = grow((void **)&items, &cap, count, sizeof(*items))))
+			break;
+		if (!(items[count].email = column_strdup(st, 0))) {
+			rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+			break;
+		}
+		count++;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = db_error(c->db, "list users");
+	sqlite3_reset(st);
+	for (size_t i = 0; !rc && i < count; i++)
+		rc = read_grants(c, ST_USER_GRANTS, items[i].email, &items[i].grants,
+				 &items[i].n_grants);
+	if (rc) {
+		allowd_user_list_free(items, count);
+		return rc;
+	}
+	*out = items;
+	*n = count;
+	return 0;
 }
 
 /* ---- open and close ------------------------------------------------- */
@@ -1222,4 +1498,13 @@ const allowd_store_backend allowd_store_sqlite = {
 	.user_create = sq_user_create,
 	.user_find = sq_user_find,
 	.membership_set = sq_membership_set,
+	.account_list = sq_account_list,
+	.account_delete = sq_account_delete,
+	.token_list = sq_token_list,
+	.token_set_active = sq_token_set_active,
+	.token_delete = sq_token_delete,
+	.token_touch = sq_token_touch,
+	.user_set_key = sq_user_set_key,
+	.user_delete = sq_user_delete,
+	.user_list = sq_user_list,
 };

@@ -351,6 +351,77 @@ static void tokens_and_users_are_found_by_hash(void **state)
 	allowd_user_clear(&u);
 }
 
+static void account_delete_cascades(void **state)
+{
+	fixture *f = *state;
+	int64_t id = create(f->s, OTHER, "gone@example.com", ALLOWD_PATTERN_EMAIL);
+	allowd_account *accs = NULL;
+	allowd_policy *p = NULL;
+	size_t n = 0;
+
+	assert_int_equal(allowd_store_account_list(f->s, &accs, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(accs[1].id, OTHER);
+	assert_int_equal(accs[1].policy_count, 1);
+	allowd_account_list_free(accs, n);
+	assert_int_equal(allowd_store_account_delete(f->s, OTHER), 0);
+	assert_int_equal(allowd_store_account_delete(f->s, OTHER), ALLOWD_ENOTFOUND);
+	assert_int_equal(allowd_store_account_exists(f->s, OTHER), ALLOWD_ENOTFOUND);
+	assert_int_equal(allowd_store_policy_get(f->s, &p, OTHER, id), ALLOWD_ENOTFOUND);
+}
+
+static void token_lifecycle(void **state)
+{
+	fixture *f = *state;
+	unsigned char h[ALLOWD_HASH_LEN];
+	allowd_grant g = {ACC, ALLOWD_PERM_WRITE};
+	allowd_token t = {.id = "000000000000000000000000000000aa", .active = true,
+			  .ip_ranges = "192.0.2.0/24", .grants = &g, .n_grants = 1};
+	allowd_token *list = NULL, got;
+	size_t n = 0;
+
+	memset(h, 3, sizeof(h));
+	assert_int_equal(allowd_store_token_create(f->s, &t, h), 0);
+	assert_int_equal(allowd_store_token_set_active(f->s, t.id, false), 0);
+	allowd_store_token_touch(f->s, t.id, 12345);
+	/* a synchronous write after the touch commits in the same or a later group */
+	assert_int_equal(allowd_store_token_set_active(f->s, t.id, false), 0);
+	assert_int_equal(allowd_store_token_list(f->s, &list, &n), 0);
+	assert_int_equal(n, 1);
+	assert_false(list[0].active);
+	assert_int_equal(list[0].last_used, 12345);
+	assert_string_equal(list[0].ip_ranges, "192.0.2.0/24");
+	assert_int_equal(list[0].n_grants, 1);
+	allowd_token_list_free(list, n);
+	assert_int_equal(allowd_store_token_delete(f->s, t.id), 0);
+	assert_int_equal(allowd_store_token_find(f->s, &got, h), ALLOWD_ENOTFOUND);
+	assert_int_equal(allowd_store_token_set_active(f->s, t.id, true), ALLOWD_ENOTFOUND);
+}
+
+static void user_lifecycle(void **state)
+{
+	fixture *f = *state;
+	unsigned char h1[ALLOWD_HASH_LEN], h2[ALLOWD_HASH_LEN];
+	allowd_user *users = NULL, u;
+	size_t n = 0;
+
+	memset(h1, 1, sizeof(h1));
+	memset(h2, 2, sizeof(h2));
+	assert_int_equal(allowd_store_user_create(f->s, "a@example.com", h1), 0);
+	assert_int_equal(allowd_store_user_create(f->s, "A@example.com", h2), ALLOWD_EINVALID);
+	assert_int_equal(allowd_store_membership_set(f->s, "a@example.com", ACC, ALLOWD_PERM_READ), 0);
+	assert_int_equal(allowd_store_user_set_key(f->s, "a@example.com", h2), 0);
+	assert_int_equal(allowd_store_user_find(f->s, &u, "a@example.com"), 0);
+	assert_memory_equal(u.key_hash, h2, ALLOWD_HASH_LEN);
+	allowd_user_clear(&u);
+	assert_int_equal(allowd_store_user_list(f->s, &users, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(users[0].n_grants, 1);
+	allowd_user_list_free(users, n);
+	assert_int_equal(allowd_store_user_delete(f->s, "a@example.com"), 0);
+	assert_int_equal(allowd_store_user_delete(f->s, "a@example.com"), ALLOWD_ENOTFOUND);
+}
+
 static void data_survives_reopen(void **state)
 {
 	fixture *f = *state;
@@ -360,7 +431,7 @@ static void data_survives_reopen(void **state)
 
 	allowd_store_free(f->s);
 	assert_int_equal(allowd_store_open(&f->s, &o), 0);
-	assert_int_equal(allowd_store_schema_version(f->s), 1);
+	assert_int_equal(allowd_store_schema_version(f->s), 2);
 	assert_int_equal(allowd_store_policy_get(f->s, &p, ACC, id), 0);
 	assert_string_equal(p->pattern, "persist@example.com");
 	allowd_policy_free(p);
@@ -381,6 +452,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(batch_missing_delete_names_item, setup, teardown),
 		cmocka_unit_test_setup_teardown(concurrent_writers_all_succeed, setup, teardown),
 		cmocka_unit_test_setup_teardown(tokens_and_users_are_found_by_hash, setup, teardown),
+		cmocka_unit_test_setup_teardown(account_delete_cascades, setup, teardown),
+		cmocka_unit_test_setup_teardown(token_lifecycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(user_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(data_survives_reopen, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
