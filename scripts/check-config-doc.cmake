@@ -7,5 +7,5 @@ file(READ ${DOC} doc)
 string(FIND "${doc}" "${table}" pos)
 if(pos EQUAL -1)
   message(FATAL_ERROR "docs/configuration.md is out of date; paste the output of "
-                      "`allowd --help-markdown` into it:\n${table}")
+                      "`allowd --help-markdown` into it (scripts/gen-config-doc.sh does):\n${table}")
 endif()

@@ -7,6 +7,7 @@
 #include "allowd/config.h"
 #include "allowd/error.h"
 #include "allowd/log.h"
+#include "allowd/ratelimit.h"
 #include "allowd/server.h"
 #include "allowd/store.h"
 #include "api/api.h"
@@ -60,6 +61,7 @@ int main(int argc, char **argv)
 	allowd_store *store = NULL;
 	allowd_auth *auth = NULL;
 	allowd_server *server = NULL;
+	allowd_ratelimit *requests = NULL, *auth_failures = NULL;
 	allowd_api api;
 	char db_path[4096];
 	sigset_t sigs;
@@ -106,8 +108,16 @@ int main(int argc, char **argv)
 	}
 	if (created)
 		show_credentials(cfg.data_dir);
+	if (allowd_ratelimit_new(&requests, cfg.rate_limit, cfg.rate_limit_window * 1000, 1000000) ||
+	    allowd_ratelimit_new(&auth_failures, cfg.auth_failure_limit,
+				 cfg.auth_failure_window * 1000, 1000000)) {
+		log_error("%s", allowd_error_last()->message);
+		goto out;
+	}
 	api.store = store;
 	api.auth = auth;
+	api.requests = requests;
+	api.auth_failures = auth_failures;
 	if (allowd_server_start(&server, &cfg, &api, &port)) {
 		log_error("%s", allowd_error_last()->message);
 		goto out;
@@ -124,6 +134,8 @@ int main(int argc, char **argv)
 	status = 0;
 out:
 	allowd_server_stop(server, 0);
+	allowd_ratelimit_free(requests);
+	allowd_ratelimit_free(auth_failures);
 	allowd_auth_free(auth);
 	allowd_store_free(store);
 	if (status == 0)

@@ -46,6 +46,8 @@ typedef struct allowd_principal {
 	allowd_grant *grants; /* account -> permission; owned */
 	size_t n_grants;
 	char token_id[ALLOWD_ACCOUNT_ID_LEN + 1]; /* "" when no token was used */
+	int64_t not_before, expires_on;           /* the token's, ms; 0 = none */
+	char rate_key[300]; /* what request limits count against: the token, else the user */
 } allowd_principal;
 
 void allowd_principal_clear(allowd_principal *p);
@@ -64,7 +66,9 @@ void allowd_auth_hash(const allowd_auth *a, unsigned char out[ALLOWD_HASH_LEN],
 /*
  * Authenticates the credentials.  Returns 0 and fills *out, or
  * ALLOWD_EBADHEADERS (missing or malformed; the error carries the chain),
- * ALLOWD_EAUTH (wrong key or token) or ALLOWD_ETOKEN (token not usable now).
+ * ALLOWD_EAUTH (wrong key or token) or ALLOWD_ETOKEN (token disabled,
+ * expired, not yet valid, or used from an address outside its ranges).
+ * A token's last-used time is recorded at most once a minute.
  */
 int allowd_auth_authenticate(allowd_auth *a, allowd_principal *out,
 			     const allowd_credentials *c);
@@ -78,6 +82,19 @@ int allowd_auth_authorize(const allowd_principal *p, const char *account_id, all
  * (0600) and reports them through *created = 1.  Otherwise does nothing.
  */
 int allowd_auth_bootstrap(allowd_auth *a, const char *data_dir, int *created);
+
+/*
+ * Checks a comma-separated list of CIDR blocks (a token's IP ranges) and
+ * returns it normalised through *out (malloc'ed); ALLOWD_EINVALID names the
+ * bad entry.
+ */
+int allowd_auth_ip_ranges_normalize(char **out, const char *ranges);
+
+/* A fresh random secret: a 40-character API token or a 37-hex Global API Key. */
+void allowd_auth_random_token(char out[ALLOWD_TOKEN_LEN + 1]);
+void allowd_auth_random_key(char out[ALLOWD_API_KEY_LEN + 1]);
+/* 32 random hex characters: an account or token id. */
+void allowd_auth_random_id(char out[ALLOWD_ACCOUNT_ID_LEN + 1]);
 
 /* True when s is 32 hexadecimal characters (an account or token id). */
 int allowd_is_hex_id(const char *s);

@@ -21,6 +21,8 @@
 typedef struct allowd_api {
 	allowd_store *store;
 	allowd_auth *auth;
+	struct allowd_ratelimit *requests;      /* per credential; may be NULL */
+	struct allowd_ratelimit *auth_failures; /* per client IP; may be NULL */
 } allowd_api;
 
 typedef struct api_request {
@@ -33,6 +35,7 @@ typedef struct api_request {
 	/* value of a query parameter or NULL when absent */
 	const char *(*query)(void *ctx, const char *name);
 	void *ctx;
+	const allowd_principal *principal; /* NULL on routes without credentials */
 } api_request;
 
 typedef struct api_response {
@@ -51,6 +54,7 @@ int api_policy_edit(allowd_api *api, const api_request *req, api_response *resp)
 int api_policy_delete(allowd_api *api, const api_request *req, api_response *resp);
 int api_policy_batch(allowd_api *api, const api_request *req, api_response *resp);
 int api_health(allowd_api *api, const api_request *req, api_response *resp);
+int api_token_verify(allowd_api *api, const api_request *req, api_response *resp);
 
 /* Renders the envelope; the returned string is malloc'ed (NULL on OOM). */
 char *allowd_api_render_success(const api_response *resp);

@@ -295,11 +295,25 @@ static int decode_batch(batch_input *in, json_t *body)
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 
 	json_array_foreach(arr[0], i, v) {
-		json_t *id = json_object_get(v, "id");
+		json_t *id = json_object_get(v, "id"), *x;
+		const char *k;
 		snprintf(where, sizeof(where), "/deletes/%zu", i);
-		if (!json_is_object(v) || json_object_size(v) != 1 || !id) {
+		if (!json_is_object(v)) {
 			rc = allowd_error_set(ALLOWD_EINVALID, "",
 					      "a delete must be an object {\"id\": N}");
+			goto item_failed;
+		}
+		json_object_foreach(v, k, x) {
+			if (strcmp(k, "id") != 0) {
+				char ptr[128];
+				snprintf(ptr, sizeof(ptr), "/%.100s", k);
+				rc = allowd_error_set(ALLOWD_EINVALID, ptr,
+						      "unknown field '%.100s' in a delete", k);
+				goto item_failed;
+			}
+		}
+		if (!id) {
+			rc = allowd_error_set(ALLOWD_EINVALID, "/id", "id is required");
 			goto item_failed;
 		}
 		if (!json_is_integer(id) || json_integer_value(id) < 1 ||
@@ -366,8 +380,16 @@ int api_policy_batch(allowd_api *api, const api_request *req, api_response *resp
 		.posts = in.posts,
 		.n_posts = in.n_posts,
 	};
-	if ((rc = allowd_store_batch(api->store, &r, req->account_id, &b)))
+	if ((rc = allowd_store_batch(api->store, &r, req->account_id, &b))) {
+		/* an item naming a missing policy makes the batch invalid, not the route absent */
+		if (rc == ALLOWD_ENOTFOUND) {
+			allowd_error e = *allowd_error_last();
+			e.code = rc = ALLOWD_EINVALID;
+			e.cf_code = allowd_error_cf_code(ALLOWD_ENOTFOUND);
+			allowd_error_restore(&e);
+		}
 		goto out;
+	}
 	if (!(deleted = json_array())) {
 		rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 		goto out;

@@ -6,6 +6,7 @@
 #include "allowd/clock.h"
 #include "allowd/error.h"
 #include "allowd/log.h"
+#include "allowd/netaddr.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -226,7 +227,74 @@ static void intersect(allowd_principal *p, const allowd_grant *g, size_t n)
 	p->n_grants = k;
 }
 
-static int check_token(allowd_auth *a, allowd_principal *out, const char *token)
+/* True when `ip` lies in one of the comma-separated blocks (or there are none). */
+static bool ip_in_ranges(const char *ranges, const char *ip)
+{
+	char item[80];
+	uint8_t addr[16];
+	const char *p = ranges;
+
+	if (!ranges || !*ranges)
+		return true;
+	if (!ip || allowd_ip_parse(addr, ip))
+		return false;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		allowd_cidr c;
+		if (n < sizeof(item)) {
+			memcpy(item, p, n);
+			item[n] = '\0';
+			if (allowd_cidr_parse(&c, item) == 0 && allowd_cidr_contains(&c, addr))
+				return true;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+int allowd_auth_ip_ranges_normalize(char **out, const char *ranges)
+{
+	size_t cap = strlen(ranges) + 1, len = 0;
+	char *buf = malloc(cap), item[80];
+	const char *p = ranges;
+
+	if (!buf)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	buf[0] = '\0';
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		allowd_cidr c;
+		if (n == 0 || n >= sizeof(item)) {
+			free(buf);
+			return allowd_error_set(ALLOWD_EINVALID, NULL, "empty or overlong IP range");
+		}
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (allowd_cidr_parse(&c, item)) {
+			free(buf);
+			return allowd_error_set(ALLOWD_EINVALID, NULL,
+						"'%s' is not an IP address or CIDR block", item);
+		}
+		memcpy(buf + len, item, n);
+		len += n;
+		buf[len] = '\0';
+		p += n;
+		if (*p == ',') {
+			p++;
+			buf[len++] = ',';
+			buf[len] = '\0';
+		}
+	}
+	*out = buf;
+	return 0;
+}
+
+static int check_token(allowd_auth *a, allowd_principal *out, const char *token,
+		       const char *client_ip)
 {
 	unsigned char hash[ALLOWD_HASH_LEN];
 	allowd_token t;
@@ -241,11 +309,16 @@ static int check_token(allowd_auth *a, allowd_principal *out, const char *token)
 	if (rc)
 		return rc;
 	if (!t.active || (t.not_before && now < t.not_before) ||
-	    (t.expires_on && now >= t.expires_on)) {
+	    (t.expires_on && now >= t.expires_on) || !ip_in_ranges(t.ip_ranges, client_ip)) {
 		allowd_token_clear(&t);
 		return allowd_error_set(ALLOWD_ETOKEN, NULL, "Invalid access token");
 	}
+	if (now - t.last_used >= 60000)
+		allowd_store_token_touch(a->store, t.id, now);
 	memcpy(out->token_id, t.id, sizeof(out->token_id));
+	out->not_before = t.not_before;
+	out->expires_on = t.expires_on;
+	snprintf(out->rate_key, sizeof(out->rate_key), "token:%s", t.id);
 	out->grants = t.grants;
 	out->n_grants = t.n_grants;
 	t.grants = NULL;
@@ -315,7 +388,7 @@ int allowd_auth_authenticate(allowd_auth *a, allowd_principal *out, const allowd
 	}
 
 	/* 2. every credential sent must be right */
-	if (token && (rc = check_token(a, out, token)))
+	if (token && (rc = check_token(a, out, token, c->client_ip)))
 		goto fail;
 	if (has_key_pair) {
 		if ((rc = check_key(a, &u, c->email, c->key)))
@@ -326,6 +399,7 @@ int allowd_auth_authenticate(allowd_auth *a, allowd_principal *out, const allowd
 			out->grants = u.grants;
 			out->n_grants = u.n_grants;
 			u.grants = NULL;
+			snprintf(out->rate_key, sizeof(out->rate_key), "user:%s", u.email);
 		}
 		allowd_user_clear(&u);
 	}
@@ -359,6 +433,21 @@ static void random_token(char *out)
 	for (size_t i = 0; i < ALLOWD_TOKEN_LEN; i++)
 		out[i] = alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
 	out[ALLOWD_TOKEN_LEN] = '\0';
+}
+
+void allowd_auth_random_token(char out[ALLOWD_TOKEN_LEN + 1])
+{
+	random_token(out);
+}
+
+void allowd_auth_random_key(char out[ALLOWD_API_KEY_LEN + 1])
+{
+	random_hex(out, ALLOWD_API_KEY_LEN);
+}
+
+void allowd_auth_random_id(char out[ALLOWD_ACCOUNT_ID_LEN + 1])
+{
+	random_hex(out, ALLOWD_ACCOUNT_ID_LEN);
 }
 
 int allowd_auth_bootstrap(allowd_auth *a, const char *data_dir, int *created)

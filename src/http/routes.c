@@ -8,14 +8,17 @@
 
 #define POLICIES "/accounts/:account_id/email-security/settings/allow_policies"
 
+enum { NO_AUTH = 0, AUTH = 1, AUTH_ACCOUNT = 2 };
+
 const allowd_route allowd_routes[] = {
-	{"POST", POLICIES "/batch", api_policy_batch, ALLOWD_PERM_WRITE},
-	{"POST", POLICIES, api_policy_create, ALLOWD_PERM_WRITE},
-	{"GET", POLICIES, api_policy_list, ALLOWD_PERM_READ},
-	{"GET", POLICIES "/:policy_id", api_policy_get, ALLOWD_PERM_READ},
-	{"PATCH", POLICIES "/:policy_id", api_policy_edit, ALLOWD_PERM_WRITE},
-	{"DELETE", POLICIES "/:policy_id", api_policy_delete, ALLOWD_PERM_WRITE},
-	{"GET", "/healthz", api_health, ALLOWD_PERM_NONE},
+	{"POST", POLICIES "/batch", api_policy_batch, ALLOWD_PERM_WRITE, AUTH_ACCOUNT},
+	{"POST", POLICIES, api_policy_create, ALLOWD_PERM_WRITE, AUTH_ACCOUNT},
+	{"GET", POLICIES, api_policy_list, ALLOWD_PERM_READ, AUTH_ACCOUNT},
+	{"GET", POLICIES "/:policy_id", api_policy_get, ALLOWD_PERM_READ, AUTH_ACCOUNT},
+	{"PATCH", POLICIES "/:policy_id", api_policy_edit, ALLOWD_PERM_WRITE, AUTH_ACCOUNT},
+	{"DELETE", POLICIES "/:policy_id", api_policy_delete, ALLOWD_PERM_WRITE, AUTH_ACCOUNT},
+	{"GET", "/user/tokens/verify", api_token_verify, ALLOWD_PERM_NONE, AUTH},
+	{"GET", "/healthz", api_health, ALLOWD_PERM_NONE, NO_AUTH},
 };
 
 const size_t allowd_routes_count = sizeof(allowd_routes) / sizeof(allowd_routes[0]);
@@ -58,17 +61,38 @@ static int path_matches(const char *pattern, const char *path, route_match *m)
 	return 1;
 }
 
+/* Number of ':' parameter segments: fewer is more specific. */
+static int params_in(const char *pattern)
+{
+	int n = 0;
+	for (; *pattern; pattern++)
+		n += *pattern == ':';
+	return n;
+}
+
+/*
+ * Among the routes whose path matches, only the most specific (fewest
+ * parameters) count: GET .../allow_policies/batch is a 405 on the batch
+ * route, not a GET of a policy whose id is "batch".
+ */
 void allowd_route_match(route_match *m, const char *method, const char *path)
 {
 	size_t alen = 0;
+	int best = 1 << 30;
+	route_match tmp;
 
+	for (size_t i = 0; i < allowd_routes_count; i++) {
+		memset(&tmp, 0, sizeof(tmp));
+		if (path_matches(allowd_routes[i].path, path, &tmp) &&
+		    params_in(allowd_routes[i].path) < best)
+			best = params_in(allowd_routes[i].path);
+	}
 	memset(m, 0, sizeof(*m));
 	for (size_t i = 0; i < allowd_routes_count; i++) {
-		route_match tmp;
 		const allowd_route *r = &allowd_routes[i];
 
 		memset(&tmp, 0, sizeof(tmp));
-		if (!path_matches(r->path, path, &tmp))
+		if (params_in(r->path) != best || !path_matches(r->path, path, &tmp))
 			continue;
 		if (strcmp(r->method, method) == 0) {
 			if (!m->route) {

@@ -13,7 +13,8 @@ typedef struct allowd_route {
 	const char *method;
 	const char *path;
 	api_handler handler;
-	allowd_perm perm; /* ALLOWD_PERM_NONE: no credentials needed */
+	allowd_perm perm; /* needed on the path's account */
+	int auth;         /* 0: no credentials; 1: credentials; 2: credentials + account perm */
 } allowd_route;
 
 extern const allowd_route allowd_routes[];

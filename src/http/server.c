@@ -9,6 +9,7 @@
 #include "allowd/auth.h"
 #include "allowd/clock.h"
 #include "allowd/log.h"
+#include "allowd/ratelimit.h"
 #include "api/api.h"
 #include "http/routes.h"
 
@@ -33,6 +34,7 @@ struct allowd_server {
 	int listen_fd;
 	size_t max_body;
 	int access_log;
+	int64_t rate_window_s;
 	atomic_uint_fast64_t next_id;
 	uint32_t boot_id;
 
@@ -52,6 +54,9 @@ typedef struct request {
 	size_t drained; /* bytes discarded after the body passed the limit */
 	int responded;
 	unsigned status;
+	char ratelimit[96];        /* Ratelimit header, "" when none */
+	char ratelimit_policy[96]; /* Ratelimit-Policy header */
+	char retry_after[24];      /* Retry-After header on 429 */
 } request;
 
 /* ---- responses ------------------------------------------------------ */
@@ -79,6 +84,12 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, request *rq, unsig
 	MHD_add_response_header(resp, "X-Request-Id", rq->id);
 	if (allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (rq->ratelimit[0]) {
+		MHD_add_response_header(resp, "Ratelimit", rq->ratelimit);
+		MHD_add_response_header(resp, "Ratelimit-Policy", rq->ratelimit_policy);
+	}
+	if (rq->retry_after[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, rq->retry_after);
 	rq->status = status;
 	rq->responded = 1;
 	ret = MHD_queue_response(conn, status, resp);
@@ -115,6 +126,92 @@ static const char *strip_prefix(const char *url)
 	return url;
 }
 
+static void client_ip(struct MHD_Connection *conn, char *ip, size_t len)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	ip[0] = '\0';
+	if (!ci || !ci->client_addr)
+		return;
+	if (ci->client_addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, ip,
+			  (socklen_t)len);
+	else if (ci->client_addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, ip,
+			  (socklen_t)len);
+}
+
+static void set_retry_after(request *rq, int64_t reset_ms)
+{
+	snprintf(rq->retry_after, sizeof(rq->retry_after), "%lld",
+		 (long long)((reset_ms + 999) / 1000));
+}
+
+/*
+ * Credentials, rate limits and the account grant, in this order:
+ *  1. a client IP with too many recent failed authentications gets 429;
+ *  2. the credentials are checked (a failure counts against the IP);
+ *  3. the credential's request window is counted (over it: 429);
+ *  4. on account routes, the account id's shape, then the grant.
+ * Fills *principal on success (the caller clears it).
+ */
+static int authenticate(allowd_server *s, struct MHD_Connection *conn, request *rq,
+			route_match *m, allowd_principal *principal)
+{
+	char ip[INET6_ADDRSTRLEN];
+	allowd_ratelimit_state st;
+	allowd_credentials cred = {
+		.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_AUTHORIZATION),
+		.email = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Auth-Email"),
+		.key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Auth-Key"),
+		.client_ip = ip,
+	};
+	int64_t now = allowd_now_ms();
+	int rc;
+
+	client_ip(conn, ip, sizeof(ip));
+	allowd_ratelimit_hit(s->api->auth_failures, ip, now, false, &st);
+	if (!st.allowed) {
+		set_retry_after(rq, st.reset_ms);
+		return allowd_error_set(ALLOWD_ERATELIMIT, NULL,
+					"too many failed authentications from this address; retry "
+					"in %s seconds",
+					rq->retry_after);
+	}
+	if ((rc = allowd_auth_authenticate(s->api->auth, principal, &cred))) {
+		allowd_error local = *allowd_error_last();
+		allowd_ratelimit_hit(s->api->auth_failures, ip, now, true, &st);
+		return allowd_error_restore(&local);
+	}
+	if (allowd_ratelimit_enabled(s->api->requests)) {
+		allowd_ratelimit_hit(s->api->requests, principal->rate_key, now, true, &st);
+		snprintf(rq->ratelimit, sizeof(rq->ratelimit), "\"default\";r=%lld;t=%lld",
+			 (long long)st.remaining, (long long)((st.reset_ms + 999) / 1000));
+		snprintf(rq->ratelimit_policy, sizeof(rq->ratelimit_policy),
+			 "\"default\";q=%lld;w=%lld", (long long)st.limit,
+			 (long long)s->rate_window_s);
+		if (!st.allowed) {
+			set_retry_after(rq, st.reset_ms);
+			return allowd_error_set(ALLOWD_ERATELIMIT, NULL,
+						"rate limited: %lld requests per %lld seconds; retry "
+						"in %s seconds",
+						(long long)st.limit, (long long)s->rate_window_s,
+						rq->retry_after);
+		}
+	}
+	if (m->route->auth < 2)
+		return 0;
+	if (!allowd_is_hex_id(m->account_id))
+		return allowd_error_set(ALLOWD_EINVALID, "/path/account_id",
+					"account_id must be 32 hexadecimal characters");
+	for (char *p = m->account_id; *p; p++) /* ids are stored lower case */
+		if (*p >= 'A' && *p <= 'F')
+			*p = (char)(*p + 32);
+	return allowd_auth_authorize(principal, m->account_id, m->route->perm);
+}
+
 static enum MHD_Result dispatch(allowd_server *s, struct MHD_Connection *conn, request *rq,
 				const char *url)
 {
@@ -138,44 +235,10 @@ static enum MHD_Result dispatch(allowd_server *s, struct MHD_Connection *conn, r
 		return send_error(conn, rq, NULL);
 	}
 
-	if (m.route->perm != ALLOWD_PERM_NONE) {
-		const union MHD_ConnectionInfo *ci =
-			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		char ip[INET6_ADDRSTRLEN] = "";
-		allowd_credentials cred = {
-			.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-								     MHD_HTTP_HEADER_AUTHORIZATION),
-			.email = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Auth-Email"),
-			.key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Auth-Key"),
-			.client_ip = ip,
-		};
-		if (ci && ci->client_addr) {
-			const struct sockaddr *sa = ci->client_addr;
-			if (sa->sa_family == AF_INET)
-				inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip,
-					  sizeof(ip));
-			else if (sa->sa_family == AF_INET6)
-				inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
-					  sizeof(ip));
-		}
-		if ((rc = allowd_auth_authenticate(s->api->auth, &principal, &cred)))
-			return send_error(conn, rq, NULL);
-		if (!allowd_is_hex_id(m.account_id)) {
-			allowd_principal_clear(&principal);
-			allowd_error_set(ALLOWD_EINVALID, "/path/account_id",
-					 "account_id must be 32 hexadecimal characters");
-			return send_error(conn, rq, NULL);
-		}
-		/* ids are stored lower case */
-		for (char *p = m.account_id; *p; p++)
-			if (*p >= 'A' && *p <= 'F')
-				*p = (char)(*p + 32);
-		rc = allowd_auth_authorize(&principal, m.account_id, m.route->perm);
+	if (m.route->auth && (rc = authenticate(s, conn, rq, &m, &principal))) {
 		allowd_principal_clear(&principal);
-		if (rc)
-			return send_error(conn, rq, NULL);
+		return send_error(conn, rq, NULL);
 	}
-
 	req = (api_request){
 		.method = rq->method,
 		.account_id = m.account_id,
@@ -186,8 +249,11 @@ static enum MHD_Result dispatch(allowd_server *s, struct MHD_Connection *conn, r
 							    MHD_HTTP_HEADER_CONTENT_TYPE),
 		.query = query_value,
 		.ctx = &qctx,
+		.principal = m.route->auth ? &principal : NULL,
 	};
-	if ((rc = m.route->handler(s->api, &req, &resp))) {
+	rc = m.route->handler(s->api, &req, &resp);
+	allowd_principal_clear(&principal);
+	if (rc) {
 		json_decref(resp.result);
 		json_decref(resp.result_info);
 		return send_error(conn, rq, NULL);
@@ -259,7 +325,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			rq->too_large = 1;
 			rq->drained += n;
 			*upload_data_size = 0;
-			return rq->drained > 4 * s->max_body ? MHD_NO : MHD_YES;
+			return rq->drained > 4 * s->max_body + (1u << 20) ? MHD_NO : MHD_YES;
 		}
 		if (rq->body_len + n + 1 > rq->body_cap) {
 			size_t cap = rq->body_cap ? rq->body_cap : 4096;
@@ -389,6 +455,7 @@ int allowd_server_start(allowd_server **out, const allowd_config *cfg, allowd_ap
 	s->listen_fd = fd;
 	s->max_body = (size_t)cfg->max_body;
 	s->access_log = (int)cfg->access_log;
+	s->rate_window_s = cfg->rate_limit_window;
 	s->boot_id = randombytes_random();
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle, NULL);

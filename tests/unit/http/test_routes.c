@@ -51,6 +51,10 @@ static void wrong_method_lists_allowed(void **state)
 	assert_null(m.route);
 	assert_true(m.method_mismatch);
 	assert_string_equal(m.allow, "POST, GET");
+	allowd_route_match(&m, "GET", BASE "/batch"); /* the literal route wins over :policy_id */
+	assert_null(m.route);
+	assert_true(m.method_mismatch);
+	assert_string_equal(m.allow, "POST");
 	allowd_route_match(&m, "POST", BASE "/5");
 	assert_null(m.route);
 	assert_true(m.method_mismatch);
