@@ -1,0 +1,185 @@
+/*
+ * engine.h - applies allow policies to mail.
+ *
+ * A snapshot is one account's policies compiled for matching: exact
+ * addresses and domains in hash tables, IP blocks in a prefix trie,
+ * regexes behind a Hyperscan prefilter confirmed by PCRE2.  Snapshots are
+ * immutable and reference counted; evaluating is thread-safe and never
+ * blocks writers.  docs/semantics.md states every matching rule.
+ *
+ * Usable without the server: build a snapshot from policies, evaluate
+ * message facts against it, release it.
+ */
+#ifndef ALLOWD_ENGINE_H
+#define ALLOWD_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "allowd/policy.h"
+
+/* ---- dispositions ----------------------------------------------------- */
+
+typedef enum allowd_disposition {
+	ALLOWD_DISP_MALICIOUS = 1u << 0,
+	ALLOWD_DISP_MALICIOUS_BEC = 1u << 1,
+	ALLOWD_DISP_SUSPICIOUS = 1u << 2,
+	ALLOWD_DISP_SPOOF = 1u << 3,
+	ALLOWD_DISP_SPAM = 1u << 4,
+	ALLOWD_DISP_BULK = 1u << 5,
+	ALLOWD_DISP_ENCRYPTED = 1u << 6, /* informational: never waived */
+	ALLOWD_DISP_EXTERNAL = 1u << 7,  /* informational: never waived */
+	ALLOWD_DISP_NONE = 1u << 8,      /* informational: never waived */
+} allowd_disposition;
+
+#define ALLOWD_DISP_COUNT 9
+/* The verdicts a policy can waive. */
+#define ALLOWD_DISP_VERDICTS 0x3fu
+/* What an acceptable sender waives. */
+#define ALLOWD_DISP_ACCEPTABLE (ALLOWD_DISP_SPOOF | ALLOWD_DISP_SPAM | ALLOWD_DISP_BULK)
+
+/* "MALICIOUS-BEC" etc. for bit `d`; NULL when d is not one bit of the set. */
+const char *allowd_disposition_name(unsigned d);
+/* Parses a name; 0 when unknown. */
+unsigned allowd_disposition_parse(const char *s);
+
+/* ---- message facts ---------------------------------------------------- */
+
+typedef enum allowd_auth_result {
+	ALLOWD_AUTH_NONE = 0, /* absent or "none" */
+	ALLOWD_AUTH_PASS,
+	ALLOWD_AUTH_FAIL,
+	ALLOWD_AUTH_SOFTFAIL,
+	ALLOWD_AUTH_NEUTRAL,
+	ALLOWD_AUTH_TEMPERROR,
+	ALLOWD_AUTH_PERMERROR,
+	ALLOWD_AUTH_POLICY,
+} allowd_auth_result;
+
+const char *allowd_auth_result_name(allowd_auth_result r);
+/* Parses an RFC 8601 result keyword (case-insensitive); -1 when unknown. */
+int allowd_auth_result_parse(const char *s, size_t len);
+
+#define ALLOWD_DOMAIN_MAX 254
+#define ALLOWD_DKIM_MAX 16
+
+typedef struct allowd_auth_check {
+	allowd_auth_result result;
+	char domain[ALLOWD_DOMAIN_MAX]; /* SPF: the MAIL FROM (or HELO) domain; DKIM: d=;
+					   DMARC: the From domain. Lower case, "" = unknown */
+} allowd_auth_check;
+
+typedef struct allowd_auth_facts {
+	allowd_auth_check spf;
+	allowd_auth_check dkim[ALLOWD_DKIM_MAX];
+	size_t n_dkim;
+	allowd_auth_check dmarc;
+} allowd_auth_facts;
+
+/*
+ * Parses one Authentication-Results header value (RFC 8601) and merges its
+ * spf, dkim and dmarc results into *facts -- only when its authserv-id is
+ * one of `trusted` (case-insensitive); results from any other authserv-id
+ * are ignored (RFC 8601 section 5).  A result already present is kept
+ * unless the new one is a pass (several headers, several hops).
+ * Returns 0 (also when ignored), or ALLOWD_EINVALID for a value that is not
+ * an Authentication-Results header.
+ */
+int allowd_authres_parse(allowd_auth_facts *facts, const char *value, const char *const *trusted,
+			 size_t n_trusted);
+
+typedef struct allowd_message {
+	const char *envelope_from; /* MAIL FROM; NULL or "" for a bounce */
+	const char *header_from;   /* the address in From:, not the display name */
+	const char *const *reply_to;
+	size_t n_reply_to;
+	const char *const *recipients; /* RCPT TO */
+	size_t n_recipients;
+	const char *client_ip;
+	const char *server_name; /* HELO/EHLO or the client's host name */
+	allowd_auth_facts auth;
+	unsigned dispositions; /* allowd_disposition bits; 0 = all verdicts */
+} allowd_message;
+
+/* ---- the decision ----------------------------------------------------- */
+
+typedef enum allowd_field {
+	ALLOWD_FIELD_ENVELOPE_FROM = 0,
+	ALLOWD_FIELD_HEADER_FROM,
+	ALLOWD_FIELD_REPLY_TO,
+	ALLOWD_FIELD_RECIPIENT,
+	ALLOWD_FIELD_CLIENT_IP,
+	ALLOWD_FIELD_SERVER_NAME,
+} allowd_field;
+
+const char *allowd_field_name(allowd_field f);
+
+typedef struct allowd_match {
+	int64_t policy_id;
+	allowd_field field;
+	char *value;        /* the value of the field that matched (owned) */
+	bool honored;       /* false: verify_sender was set and verification failed */
+	const char *verification; /* why it was (not) honoured; static text */
+	size_t recipient;   /* for ALLOWD_FIELD_RECIPIENT: the recipient's index */
+} allowd_match;
+
+typedef struct allowd_recipient_decision {
+	const char *address; /* borrowed from the message */
+	unsigned waived;     /* dispositions waived for this recipient */
+	unsigned remaining;  /* dispositions that stand */
+	bool skip_link_following;
+} allowd_recipient_decision;
+
+typedef struct allowd_decision {
+	allowd_recipient_decision *recipients; /* one per message recipient */
+	size_t n_recipients;
+	allowd_match *matches;
+	size_t n_matches;
+	int regex_limit_hits; /* regex matches abandoned at the match limit */
+} allowd_decision;
+
+void allowd_decision_clear(allowd_decision *d);
+
+/* ---- snapshots -------------------------------------------------------- */
+
+typedef struct allowd_snapshot allowd_snapshot;
+
+typedef struct allowd_engine_options {
+	char subaddress_delimiter; /* '+' by default; '\0' disables subaddress matching */
+	uint32_t regex_match_limit; /* PCRE2 match limit per subject (default 100000) */
+	uint32_t regex_depth_limit; /* PCRE2 depth limit (default 1000) */
+	int use_prefilter;          /* 1 (default): Hyperscan prefilter; 0: PCRE2 only */
+} allowd_engine_options;
+
+void allowd_engine_options_init(allowd_engine_options *o);
+
+/*
+ * Compiles `n` policies (validated, with pattern_norm set) into a snapshot
+ * (reference count 1).  Regexes Hyperscan cannot compile are kept for
+ * direct PCRE2 matching.  The policies are copied; the caller keeps them.
+ */
+int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies, size_t n,
+			  const allowd_engine_options *opts);
+void allowd_snapshot_ref(allowd_snapshot *s);
+void allowd_snapshot_unref(allowd_snapshot *s); /* frees at zero; NULL allowed */
+size_t allowd_snapshot_size(const allowd_snapshot *s);
+/* Approximate heap bytes held by the snapshot. */
+size_t allowd_snapshot_memory(const allowd_snapshot *s);
+
+/*
+ * Evaluates the message against the snapshot.  Thread-safe.  *out must be
+ * released with allowd_decision_clear.  Returns 0 or ALLOWD_ERR (memory).
+ */
+int allowd_evaluate(const allowd_snapshot *s, const allowd_message *m, allowd_decision *out);
+
+/*
+ * The reference evaluator: a plain loop over the policies applying the
+ * same rules with no index.  For differential tests and as the benchmark
+ * baseline; not for production.
+ */
+int allowd_evaluate_reference(allowd_policy *const *policies, size_t n,
+			      const allowd_engine_options *opts, const allowd_message *m,
+			      allowd_decision *out);
+
+#endif
