@@ -121,7 +121,7 @@ typedef struct allowd_match {
 	char *value;        /* the value of the field that matched (owned) */
 	bool honored;       /* false: verify_sender was set and verification failed */
 	const char *verification; /* why it was (not) honoured; static text */
-	size_t recipient;   /* for ALLOWD_FIELD_RECIPIENT: the recipient's index */
+	size_t index;       /* the value's index in reply_to or recipients; 0 otherwise */
 } allowd_match;
 
 typedef struct allowd_recipient_decision {
@@ -131,6 +131,11 @@ typedef struct allowd_recipient_decision {
 	bool skip_link_following;
 } allowd_recipient_decision;
 
+/*
+ * Matches are sorted by field (the enum order above), then index, then
+ * policy id; a policy that matches one value twice (say as EMAIL and via a
+ * subaddress) is listed once.
+ */
 typedef struct allowd_decision {
 	allowd_recipient_decision *recipients; /* one per message recipient */
 	size_t n_recipients;

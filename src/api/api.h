@@ -60,6 +60,33 @@ int api_token_verify(allowd_api *api, const api_request *req, api_response *resp
 char *allowd_api_render_success(const api_response *resp);
 char *allowd_api_render_error(const allowd_error *e);
 
+/* ---- JSON codec for message facts and decisions (evaluate.c) -------- */
+
+#include "allowd/engine.h"
+
+#define ALLOWD_EVAL_BATCH_MAX 1000
+#define ALLOWD_EVAL_LIST_MAX 100     /* reply_to, recipients, A-R headers, authserv-ids */
+#define ALLOWD_EVAL_VALUE_MAX 1024   /* bytes of one address, name or header value */
+
+/* A decoded message: the facts plus the JSON document that owns their strings. */
+typedef struct api_message {
+	allowd_message m;
+	const char *reply_to[ALLOWD_EVAL_LIST_MAX];
+	const char *recipients[ALLOWD_EVAL_LIST_MAX];
+	json_t *owner;
+} api_message;
+
+/*
+ * Decodes one message object (strict: unknown fields, wrong types, bounds,
+ * bad IPs and dispositions are 400 naming the field).  `obj` is borrowed
+ * and must outlive out; release with api_message_clear.
+ */
+int allowd_json_decode_message(api_message *out, json_t *obj);
+void api_message_clear(api_message *m);
+
+/* Encodes a decision as the evaluate endpoint returns it (new reference). */
+json_t *allowd_json_encode_decision(const allowd_decision *d);
+
 /* ---- JSON codec for policies (policy_json.c) ------------------------ */
 
 typedef enum policy_decode_mode {
