@@ -4,7 +4,9 @@
  * SIGINT, then finish requests in flight and close the store cleanly.
  */
 #include "allowd/auth.h"
+#include "allowd/clock.h"
 #include "allowd/config.h"
+#include "allowd/engine.h"
 #include "allowd/error.h"
 #include "allowd/log.h"
 #include "allowd/ratelimit.h"
@@ -62,6 +64,8 @@ int main(int argc, char **argv)
 	allowd_auth *auth = NULL;
 	allowd_server *server = NULL;
 	allowd_ratelimit *requests = NULL, *auth_failures = NULL;
+	allowd_engine *engine = NULL;
+	allowd_engine_options eo;
 	allowd_api api;
 	char db_path[4096];
 	sigset_t sigs;
@@ -114,10 +118,31 @@ int main(int argc, char **argv)
 		log_error("%s", allowd_error_last()->message);
 		goto out;
 	}
+	if (strlen(cfg.subaddress_delimiter) > 1) {
+		log_error("--subaddress-delimiter must be one character or empty");
+		goto out;
+	}
+	allowd_engine_options_init(&eo);
+	eo.subaddress_delimiter = cfg.subaddress_delimiter[0];
+	eo.regex_match_limit = (uint32_t)cfg.regex_match_limit;
 	api.store = store;
 	api.auth = auth;
 	api.requests = requests;
 	api.auth_failures = auth_failures;
+	if (allowd_engine_new(&engine, &eo)) {
+		log_error("%s", allowd_error_last()->message);
+		goto out;
+	}
+	api.engine = engine;
+	{
+		int64_t t0 = allowd_monotonic_us();
+		if (allowd_api_engine_attach(&api)) {
+			log_error("loading policies into the engine: %s", allowd_error_last()->message);
+			goto out;
+		}
+		log_info("engine: policies loaded in %lld ms",
+			 (long long)(allowd_monotonic_us() - t0) / 1000);
+	}
 	if (allowd_server_start(&server, &cfg, &api, &port)) {
 		log_error("%s", allowd_error_last()->message);
 		goto out;
@@ -134,6 +159,9 @@ int main(int argc, char **argv)
 	status = 0;
 out:
 	allowd_server_stop(server, 0);
+	allowd_store_free(store); /* first: its writer thread calls into the engine */
+	store = NULL;
+	allowd_engine_free(engine);
 	allowd_ratelimit_free(requests);
 	allowd_ratelimit_free(auth_failures);
 	allowd_auth_free(auth);

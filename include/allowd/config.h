@@ -20,6 +20,8 @@ typedef struct allowd_config {
 	char *log_level;
 	int64_t access_log;       /* 0 or 1 */
 	int64_t notify_fd;        /* -1 = none; otherwise write the bound port there */
+	char *subaddress_delimiter; /* "" disables subaddress matching */
+	int64_t regex_match_limit;
 	int64_t rate_limit;       /* requests per credential per window; 0 = off */
 	int64_t rate_limit_window; /* seconds */
 	int64_t auth_failure_limit; /* failed authentications per client IP per window; 0 = off */

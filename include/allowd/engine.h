@@ -44,6 +44,13 @@ const char *allowd_disposition_name(unsigned d);
 /* Parses a name; 0 when unknown. */
 unsigned allowd_disposition_parse(const char *s);
 
+/*
+ * Normalises a domain as the engine compares it: lower case, no trailing
+ * dot, IDN as A-labels.  0, or -1 when it cannot be (empty, too long for
+ * `len`, rejected by IDNA).
+ */
+int allowd_domain_normalize(char *out, size_t len, const char *raw);
+
 /* ---- message facts ---------------------------------------------------- */
 
 typedef enum allowd_auth_result {
@@ -186,5 +193,51 @@ int allowd_evaluate(const allowd_snapshot *s, const allowd_message *m, allowd_de
 int allowd_evaluate_reference(allowd_policy *const *policies, size_t n,
 			      const allowd_engine_options *opts, const allowd_message *m,
 			      allowd_decision *out);
+
+/* ---- the engine: every account's policies, kept current -------------- */
+
+/*
+ * The server's engine: per account, an immutable view = a large base
+ * snapshot + a small delta snapshot of the policies written since the base
+ * was built (ids in the delta shadow the base).  Each write makes a new view
+ * (cost proportional to the delta, not the account) and swaps it in under a
+ * short lock; evaluations hold a reference to the view they started with,
+ * so they never block writers and always see one consistent set.  When a
+ * delta grows past a threshold, a background thread rebuilds the base
+ * (Hyperscan compilation included) and swaps it in, keeping the changes
+ * that arrived meanwhile.
+ */
+typedef struct allowd_engine allowd_engine;
+
+int allowd_engine_new(allowd_engine **out, const allowd_engine_options *opts);
+void allowd_engine_free(allowd_engine *e); /* NULL allowed; waits for a running rebuild */
+
+/* Replaces an account's policies with `n` policies (copied): the start-up load. */
+int allowd_engine_load(allowd_engine *e, const char *account_id, allowd_policy *const *policies,
+		       size_t n);
+
+typedef struct allowd_engine_change {
+	int64_t id;
+	const allowd_policy *policy; /* the new version; NULL = deleted */
+} allowd_engine_change;
+
+/* Applies committed writes of one account, in commit order; 0 or ALLOWD_ERR. */
+int allowd_engine_apply(allowd_engine *e, const char *account_id,
+			const allowd_engine_change *changes, size_t n);
+void allowd_engine_drop_account(allowd_engine *e, const char *account_id);
+
+/* Evaluates against the account's current view (an unknown account has no policies). */
+int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allowd_message *m,
+			   allowd_decision *out);
+
+typedef struct allowd_engine_stats {
+	size_t base_policies, delta_entries;
+	uint64_t rebuilds;
+} allowd_engine_stats;
+
+void allowd_engine_stats_get(allowd_engine *e, const char *account_id, allowd_engine_stats *out);
+
+/* Waits until no rebuild is queued or running (tests and benchmarks). */
+void allowd_engine_quiesce(allowd_engine *e);
 
 #endif

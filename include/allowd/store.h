@@ -113,6 +113,39 @@ void allowd_batch_result_clear(allowd_batch_result *r);
 int allowd_store_batch(allowd_store *s, allowd_batch_result *out, const char *account_id,
 		       const allowd_batch *b);
 
+/*
+ * Streams every policy of an account, in id order, to fn (which takes
+ * ownership of each policy).  A non-zero return from fn stops the scan and
+ * is returned.  One read transaction: a consistent set.
+ */
+int allowd_store_policy_scan(allowd_store *s, const char *account_id,
+			     int (*fn)(void *ctx, allowd_policy *p), void *ctx);
+
+/* ---- change notification -------------------------------------------- */
+
+typedef enum allowd_change_kind {
+	ALLOWD_CHANGE_UPSERT = 1,     /* policy created or replaced */
+	ALLOWD_CHANGE_DELETE,         /* policy deleted */
+	ALLOWD_CHANGE_ACCOUNT_DELETE, /* account and all its policies deleted */
+} allowd_change_kind;
+
+typedef struct allowd_change {
+	allowd_change_kind kind;
+	const char *account_id;
+	int64_t id;                  /* the policy's id (UPSERT, DELETE) */
+	const allowd_policy *policy; /* the stored version (UPSERT); borrowed */
+} allowd_change;
+
+/*
+ * Called with the changes of each successful write, after it is durable
+ * and before the writer's caller is answered, in commit order, on the
+ * store's writer thread -- so whatever the hook updates (the engine) is
+ * current when a write is acknowledged.  The hook must be quick and must
+ * not call back into the store's write functions.
+ */
+typedef void (*allowd_store_hook)(void *ctx, const allowd_change *changes, size_t n);
+void allowd_store_set_hook(allowd_store *s, allowd_store_hook hook, void *ctx);
+
 /* ---- accounts and credentials --------------------------------------- */
 
 typedef enum allowd_perm {

@@ -23,6 +23,7 @@ typedef struct allowd_api {
 	allowd_auth *auth;
 	struct allowd_ratelimit *requests;      /* per credential; may be NULL */
 	struct allowd_ratelimit *auth_failures; /* per client IP; may be NULL */
+	struct allowd_engine *engine;
 } allowd_api;
 
 typedef struct api_request {
@@ -55,6 +56,13 @@ int api_policy_delete(allowd_api *api, const api_request *req, api_response *res
 int api_policy_batch(allowd_api *api, const api_request *req, api_response *resp);
 int api_health(allowd_api *api, const api_request *req, api_response *resp);
 int api_token_verify(allowd_api *api, const api_request *req, api_response *resp);
+int api_evaluate(allowd_api *api, const api_request *req, api_response *resp);
+
+/*
+ * Loads every account's policies into the engine and subscribes it to the
+ * store's changes (src/api/engine_sync.c).  Call once, before serving.
+ */
+int allowd_api_engine_attach(allowd_api *api);
 
 /* Renders the envelope; the returned string is malloc'ed (NULL on OOM). */
 char *allowd_api_render_success(const api_response *resp);

@@ -45,6 +45,10 @@ static const struct option_def {
 	 1000000, "failed authentications per client IP per window before 429; 0 switches it off"},
 	{"auth-failure-window", OPT_INT, offsetof(allowd_config, auth_failure_window), "60", 1,
 	 86400, "seconds in a failed-authentication window"},
+	{"subaddress-delimiter", OPT_STRING, offsetof(allowd_config, subaddress_delimiter), "+", 0,
+	 0, "a policy user@d also matches user<delim>tag@d; empty switches it off"},
+	{"regex-match-limit", OPT_INT, offsetof(allowd_config, regex_match_limit), "100000", 1000,
+	 100000000, "PCRE2 match limit per regex and subject; a match that hits it counts as none"},
 	{"notify-fd", OPT_INT, offsetof(allowd_config, notify_fd), "-1", -1, 1024,
 	 "file descriptor to write the bound port to once listening (for supervisors and tests)"},
 };

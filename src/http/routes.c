@@ -17,6 +17,8 @@ const allowd_route allowd_routes[] = {
 	{"GET", POLICIES "/:policy_id", api_policy_get, ALLOWD_PERM_READ, AUTH_ACCOUNT},
 	{"PATCH", POLICIES "/:policy_id", api_policy_edit, ALLOWD_PERM_WRITE, AUTH_ACCOUNT},
 	{"DELETE", POLICIES "/:policy_id", api_policy_delete, ALLOWD_PERM_WRITE, AUTH_ACCOUNT},
+	{"POST", "/allowd/v1/accounts/:account_id/evaluate", api_evaluate, ALLOWD_PERM_READ,
+	 AUTH_ACCOUNT},
 	{"GET", "/user/tokens/verify", api_token_verify, ALLOWD_PERM_NONE, AUTH},
 	{"GET", "/healthz", api_health, ALLOWD_PERM_NONE, NO_AUTH},
 };

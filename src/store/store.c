@@ -239,3 +239,14 @@ int allowd_store_user_list(allowd_store *s, allowd_user **out, size_t *n)
 {
 	return s->be->user_list(s->impl, out, n);
 }
+
+int allowd_store_policy_scan(allowd_store *s, const char *account_id,
+			     int (*fn)(void *ctx, allowd_policy *p), void *ctx)
+{
+	return s->be->policy_scan(s->impl, account_id, fn, ctx);
+}
+
+void allowd_store_set_hook(allowd_store *s, allowd_store_hook hook, void *ctx)
+{
+	s->be->set_hook(s->impl, hook, ctx);
+}

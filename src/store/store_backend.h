@@ -44,6 +44,9 @@ typedef struct allowd_store_backend {
 	int (*user_set_key)(void *impl, const char *email, const unsigned char *key_hash);
 	int (*user_delete)(void *impl, const char *email);
 	int (*user_list)(void *impl, allowd_user **out, size_t *n);
+	int (*policy_scan)(void *impl, const char *account_id, int (*fn)(void *, allowd_policy *),
+			   void *ctx);
+	void (*set_hook)(void *impl, allowd_store_hook hook, void *ctx);
 } allowd_store_backend;
 
 extern const allowd_store_backend allowd_store_sqlite;

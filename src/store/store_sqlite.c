@@ -174,17 +174,25 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_USER_LIST] = "SELECT email, key_hash FROM users ORDER BY email",
 };
 
+typedef struct changes {
+	allowd_change *v;
+	size_t n, cap;
+	int oom;
+} changes;
+
 typedef struct conn {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[ST_COUNT];
 	struct sq *owner;
-	struct conn *next; /* in sq->conns */
+	struct conn *next;     /* in sq->conns */
+	changes *recording;    /* the writer's current job's changes, or NULL */
 } conn;
 
 typedef struct job {
 	int (*fn)(conn *c, void *arg);
 	void *arg;
 	int async; /* nobody waits: the writer frees the job and its arg */
+	changes changes; /* what the job changed, for the hook */
 	int rc;
 	allowd_error err;
 	int done;
@@ -207,6 +215,8 @@ typedef struct sq {
 	job *queue_head, *queue_tail;
 	int stopping;
 	int writer_started;
+	allowd_store_hook hook; /* set before writes start; read by the writer */
+	void *hook_ctx;
 } sq;
 
 static int db_error(sqlite3 *db, const char *what)
@@ -349,16 +359,19 @@ static void *writer_main(void *arg)
 				continue;
 			}
 			allowd_error_clear();
+			c->recording = s->hook ? &j->changes : NULL;
 			if ((j->rc = conn_exec(c, "SAVEPOINT job")) == 0) {
 				j->rc = j->fn(c, j->arg);
 				if (j->rc) {
 					j->err = *allowd_error_last();
 					conn_exec(c, "ROLLBACK TO job");
+					j->changes.n = 0;
 				}
 				conn_exec(c, "RELEASE job");
 			} else {
 				j->err = *allowd_error_last();
 			}
+			c->recording = NULL;
 		}
 		if (!rc && (rc = conn_exec(c, "COMMIT")) != 0) {
 			allowd_error commit_err = *allowd_error_last();
@@ -368,6 +381,16 @@ static void *writer_main(void *arg)
 					j->rc = commit_err.code;
 					j->err = commit_err;
 				}
+		}
+		/* durable now: tell the hook, in commit order, before anyone is answered */
+		for (j = batch; j; j = j->next) {
+			if (!rc && j->rc == 0 && s->hook && j->changes.n)
+				s->hook(s->hook_ctx, j->changes.v, j->changes.n);
+			if (j->changes.oom)
+				log_error("store: out of memory recording changes; the engine may "
+					  "be stale until restart");
+			free(j->changes.v);
+			j->changes = (changes){0};
 		}
 
 		pthread_mutex_lock(&s->lock);
@@ -440,6 +463,27 @@ static void run_write_async(sq *s, int (*fn)(conn *, void *), void *arg)
 	s->queue_tail = j;
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* Notes a change of the running job for the hook (writer thread only). */
+static void record(conn *c, allowd_change_kind kind, const char *account_id, int64_t id,
+		   const allowd_policy *p)
+{
+	changes *ch = c->recording;
+
+	if (!ch)
+		return;
+	if (ch->n == ch->cap) {
+		size_t ncap = ch->cap ? ch->cap * 2 : 4;
+		allowd_change *v = realloc(ch->v, ncap * sizeof(*v));
+		if (!v) {
+			ch->oom = 1;
+			return;
+		}
+		ch->v = v;
+		ch->cap = ncap;
+	}
+	ch->v[ch->n++] = (allowd_change){kind, account_id, id, p};
 }
 
 /* ---- row helpers ---------------------------------------------------- */
@@ -566,6 +610,7 @@ static int tx_create(conn *c, const char *account_id, allowd_policy *p)
 	p->id = sqlite3_last_insert_rowid(c->db);
 	if (p->id > ALLOWD_POLICY_ID_MAX)
 		return allowd_error_set(ALLOWD_EUNAVAILABLE, NULL, "policy ids are exhausted");
+	record(c, ALLOWD_CHANGE_UPSERT, account_id, p->id, p);
 	return 0;
 }
 
@@ -598,10 +643,12 @@ static int tx_update(conn *c, allowd_policy **out, const char *account_id,
 		rc = db_error(c->db, "update policy");
 	sqlite3_reset(st);
 out:
-	if (rc == 0 && out)
+	if (rc == 0 && out) {
 		*out = p;
-	else
+		record(c, ALLOWD_CHANGE_UPSERT, account_id, p->id, p);
+	} else {
 		allowd_policy_free(p);
+	}
 	return rc;
 }
 
@@ -619,6 +666,8 @@ static int tx_delete(conn *c, const char *account_id, int64_t id)
 	else if (sqlite3_changes(c->db) == 0)
 		rc = allowd_error_set(ALLOWD_ENOTFOUND, "/id", "no allow policy with id %lld",
 				      (long long)id);
+	else
+		record(c, ALLOWD_CHANGE_DELETE, account_id, id, NULL);
 	sqlite3_reset(st);
 	return rc;
 }
@@ -1210,9 +1259,19 @@ static int simple_write(void *impl, enum stmt_id which, const char *key, int has
 	return run_write(impl, job_simple, &a);
 }
 
+static int job_account_delete(conn *c, void *arg)
+{
+	struct simple_args *a = arg;
+	int rc = job_simple(c, arg);
+	if (rc == 0)
+		record(c, ALLOWD_CHANGE_ACCOUNT_DELETE, a->key, 0, NULL);
+	return rc;
+}
+
 static int sq_account_delete(void *impl, const char *id)
 {
-	return simple_write(impl, ST_ACCOUNT_DELETE, id, 0, 0, NULL, "delete account");
+	struct simple_args a = {ST_ACCOUNT_DELETE, id, 0, 0, NULL, 1, "delete account"};
+	return run_write(impl, job_account_delete, &a);
 }
 
 static int sq_token_set_active(void *impl, const char *id, bool active)
@@ -1371,6 +1430,41 @@ static int sq_user_list(void *impl, allowd_user **out, size_t *n)
 	return 0;
 }
 
+static int sq_policy_scan(void *impl, const char *account_id, int (*fn)(void *, allowd_policy *),
+			  void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	conn *c;
+	int rc, step;
+
+	if ((rc = reader(&c, impl)))
+		return rc;
+	if (sqlite3_prepare_v2(c->db,
+			       "SELECT " POLICY_COLUMNS " FROM policies WHERE account_id = ?1"
+			       " ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_error(c->db, "prepare scan");
+	sqlite3_bind_text(st, 1, account_id, -1, SQLITE_STATIC);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		allowd_policy *p = NULL;
+		if ((rc = row_to_policy(&p, st)) || (rc = fn(ctx, p)))
+			break;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = db_error(c->db, "scan");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void sq_set_hook(void *impl, allowd_store_hook hook, void *ctx)
+{
+	sq *s = impl;
+	pthread_mutex_lock(&s->lock);
+	s->hook = hook;
+	s->hook_ctx = ctx;
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* ---- open and close ------------------------------------------------- */
 
 static int migrate(conn *c)
@@ -1507,4 +1601,6 @@ const allowd_store_backend allowd_store_sqlite = {
 	.user_set_key = sq_user_set_key,
 	.user_delete = sq_user_delete,
 	.user_list = sq_user_list,
+	.policy_scan = sq_policy_scan,
+	.set_hook = sq_set_hook,
 };

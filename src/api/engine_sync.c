@@ -1,0 +1,85 @@
+/*
+ * engine_sync.c - keeps the engine equal to the store: a start-up load of
+ * every account, then the store's commit hook, which hands each durable
+ * write to the engine before the write is acknowledged.
+ */
+#include "api/api.h"
+#include "allowd/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct loader {
+	allowd_policy **v;
+	size_t n, cap;
+} loader;
+
+static int collect(void *ctx, allowd_policy *p)
+{
+	loader *l = ctx;
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 256;
+		allowd_policy **v = realloc(l->v, ncap * sizeof(*v));
+		if (!v) {
+			allowd_policy_free(p);
+			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		}
+		l->v = v;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = p;
+	return 0;
+}
+
+/* Runs on the store's writer thread after each durable write. */
+static void on_commit(void *ctx, const allowd_change *changes, size_t n)
+{
+	allowd_engine *engine = ctx;
+	allowd_engine_change batch[64];
+	size_t i = 0;
+
+	while (i < n) {
+		const char *account = changes[i].account_id;
+		size_t k = 0;
+		if (changes[i].kind == ALLOWD_CHANGE_ACCOUNT_DELETE) {
+			allowd_engine_drop_account(engine, account);
+			i++;
+			continue;
+		}
+		/* consecutive changes of one account become one new view */
+		while (i < n && k < sizeof(batch) / sizeof(batch[0]) &&
+		       changes[i].kind != ALLOWD_CHANGE_ACCOUNT_DELETE &&
+		       strcmp(changes[i].account_id, account) == 0) {
+			batch[k].id = changes[i].id;
+			batch[k].policy =
+				changes[i].kind == ALLOWD_CHANGE_UPSERT ? changes[i].policy : NULL;
+			k++;
+			i++;
+		}
+		if (allowd_engine_apply(engine, account, batch, k))
+			log_error("engine: applying %zu changes to account %s failed: %s", k,
+				  account, allowd_error_last()->message);
+	}
+}
+
+int allowd_api_engine_attach(allowd_api *api)
+{
+	allowd_account *accounts = NULL;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = allowd_store_account_list(api->store, &accounts, &n)))
+		return rc;
+	for (size_t i = 0; i < n && !rc; i++) {
+		loader l = {0};
+		if ((rc = allowd_store_policy_scan(api->store, accounts[i].id, collect, &l)) == 0)
+			rc = allowd_engine_load(api->engine, accounts[i].id, l.v, l.n);
+		for (size_t k = 0; k < l.n; k++)
+			allowd_policy_free(l.v[k]);
+		free(l.v);
+	}
+	allowd_account_list_free(accounts, n);
+	if (rc == 0)
+		allowd_store_set_hook(api->store, on_commit, api->engine);
+	return rc;
+}

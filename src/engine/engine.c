@@ -1,0 +1,412 @@
+/*
+ * engine.c - what every evaluation shares: names, options, the prepared
+ * message (addresses normalised once), verification of matched identities
+ * and the effects that turn matches into a decision.
+ */
+#include "engine/engine_int.h"
+#include "allowd/error.h"
+#include "allowd/netaddr.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <idn2.h>
+#include <libpsl.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- names ---------------------------------------------------------- */
+
+static const char *const disp_names[ALLOWD_DISP_COUNT] = {
+	"MALICIOUS", "MALICIOUS-BEC", "SUSPICIOUS", "SPOOF",
+	"SPAM",      "BULK",          "ENCRYPTED",  "EXTERNAL",
+	"NONE",
+};
+
+const char *allowd_disposition_name(unsigned d)
+{
+	for (int i = 0; i < ALLOWD_DISP_COUNT; i++)
+		if (d == 1u << i)
+			return disp_names[i];
+	return NULL;
+}
+
+unsigned allowd_disposition_parse(const char *s)
+{
+	for (int i = 0; i < ALLOWD_DISP_COUNT; i++)
+		if (strcmp(s, disp_names[i]) == 0)
+			return 1u << i;
+	return 0;
+}
+
+static const char *const field_names[] = {"envelope_from", "header_from", "reply_to",
+					  "recipient",     "client_ip",   "server_name"};
+
+const char *allowd_field_name(allowd_field f)
+{
+	if ((unsigned)f < sizeof(field_names) / sizeof(field_names[0]))
+		return field_names[f];
+	return "unknown";
+}
+
+void allowd_engine_options_init(allowd_engine_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->subaddress_delimiter = '+';
+	o->regex_match_limit = 100000;
+	o->regex_depth_limit = 1000;
+	o->use_prefilter = 1;
+}
+
+void allowd_decision_clear(allowd_decision *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n_matches; i++)
+		free(d->matches[i].value);
+	free(d->matches);
+	free(d->recipients);
+	memset(d, 0, sizeof(*d));
+}
+
+/* ---- normalisation -------------------------------------------------- */
+
+int engine_domain(char *out, size_t len, const char *raw)
+{
+	size_t n = strlen(raw), i;
+	int ascii = 1;
+
+	if (n && raw[n - 1] == '.')
+		n--;
+	if (n == 0 || n >= len)
+		return -1;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)raw[i] >= 0x80)
+			ascii = 0;
+	if (ascii) {
+		/* the fast path: case folding only; no IDNA work for ASCII names */
+		for (i = 0; i < n; i++)
+			out[i] = (char)tolower((unsigned char)raw[i]);
+		out[n] = '\0';
+		return 0;
+	} else {
+		char tmp[ADDR_MAX], *alabel = NULL;
+		size_t alen;
+		if (n >= sizeof(tmp))
+			return -1;
+		memcpy(tmp, raw, n);
+		tmp[n] = '\0';
+		if (idn2_lookup_u8((const uint8_t *)tmp, (uint8_t **)&alabel, IDN2_NONTRANSITIONAL) !=
+		    IDN2_OK)
+			return -1;
+		alen = strlen(alabel);
+		if (alen >= len) {
+			idn2_free(alabel);
+			return -1;
+		}
+		for (i = 0; i <= alen; i++)
+			out[i] = (char)tolower((unsigned char)alabel[i]);
+		idn2_free(alabel);
+		return 0;
+	}
+}
+
+int allowd_domain_normalize(char *out, size_t len, const char *raw)
+{
+	return engine_domain(out, len, raw);
+}
+
+void engine_address(eaddr *a, const char *raw, char delim)
+{
+	const char *at;
+	size_t local_len, i;
+
+	a->raw = raw;
+	a->ok = 0;
+	a->norm[0] = a->sub[0] = '\0';
+	a->domain = a->norm;
+	if (!raw || !*raw || !(at = strrchr(raw, '@')) || at == raw)
+		return;
+	local_len = (size_t)(at - raw);
+	if (local_len + 2 >= sizeof(a->norm))
+		return;
+	for (i = 0; i < local_len; i++)
+		a->norm[i] = (char)tolower((unsigned char)raw[i]);
+	a->norm[local_len] = '@';
+	if (engine_domain(a->norm + local_len + 1, sizeof(a->norm) - local_len - 1, at + 1)) {
+		a->norm[0] = '\0';
+		return;
+	}
+	a->domain = a->norm + local_len + 1;
+	a->ok = 1;
+	if (delim) {
+		const char *d = memchr(a->norm, delim, local_len);
+		if (d && d != a->norm) {
+			size_t base = (size_t)(d - a->norm), dl = strlen(a->domain);
+			memcpy(a->sub, a->norm, base);
+			a->sub[base] = '@';
+			memcpy(a->sub + base + 1, a->domain, dl + 1);
+		}
+	}
+}
+
+const char *engine_org_domain(const char *domain)
+{
+	static const psl_ctx_t *psl;
+	const char *r;
+
+	if (!psl)
+		psl = psl_builtin(); /* static data: racing first calls store the same pointer */
+	r = psl ? psl_registrable_domain(psl, domain) : NULL;
+	return r ? r : domain;
+}
+
+/* ---- the prepared message ------------------------------------------- */
+
+int engine_prepare(eprepared *p, const allowd_message *m, char delim)
+{
+	size_t n = 2 + m->n_reply_to, k = 0;
+	uint8_t ip[16];
+
+	memset(p, 0, sizeof(*p));
+	p->m = m;
+	p->dispositions = m->dispositions ? m->dispositions : ALLOWD_DISP_VERDICTS;
+	p->senders = malloc(n * sizeof(*p->senders));
+	p->sender_field = malloc(n * sizeof(*p->sender_field));
+	p->sender_index = malloc(n * sizeof(*p->sender_index));
+	p->recipients = m->n_recipients ? malloc(m->n_recipients * sizeof(*p->recipients)) : NULL;
+	if (!p->senders || !p->sender_field || !p->sender_index ||
+	    (m->n_recipients && !p->recipients)) {
+		engine_prepared_free(p);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	if (m->envelope_from && *m->envelope_from) {
+		engine_address(&p->senders[k], m->envelope_from, delim);
+		p->sender_field[k] = ALLOWD_FIELD_ENVELOPE_FROM;
+		p->sender_index[k++] = 0;
+	}
+	if (m->header_from && *m->header_from) {
+		engine_address(&p->senders[k], m->header_from, delim);
+		p->sender_field[k] = ALLOWD_FIELD_HEADER_FROM;
+		p->sender_index[k++] = 0;
+	}
+	for (size_t i = 0; i < m->n_reply_to; i++) {
+		if (!m->reply_to[i] || !*m->reply_to[i])
+			continue;
+		engine_address(&p->senders[k], m->reply_to[i], delim);
+		p->sender_field[k] = ALLOWD_FIELD_REPLY_TO;
+		p->sender_index[k++] = i;
+	}
+	p->n_senders = k;
+	for (size_t i = 0; i < m->n_recipients; i++)
+		engine_address(&p->recipients[i], m->recipients[i] ? m->recipients[i] : "", delim);
+	p->n_recipients = m->n_recipients;
+	if (m->client_ip && *m->client_ip && allowd_ip_parse(ip, m->client_ip) == 0) {
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		memcpy(p->ip, ip, 16);
+		p->has_ip = 1;
+		if (memcmp(ip, mapped, 12) == 0)
+			inet_ntop(AF_INET, ip + 12, p->ip_text, sizeof(p->ip_text));
+		else
+			inet_ntop(AF_INET6, ip, p->ip_text, sizeof(p->ip_text));
+	}
+	if (m->server_name && *m->server_name &&
+	    engine_domain(p->server, sizeof(p->server), m->server_name) == 0)
+		p->has_server = 1;
+	return 0;
+}
+
+void engine_prepared_free(eprepared *p)
+{
+	free(p->senders);
+	free(p->sender_field);
+	free(p->sender_index);
+	free(p->recipients);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ---- the match vector ----------------------------------------------- */
+
+void ematches_add(ematches *ms, int64_t id, uint8_t flags, allowd_field field, size_t index,
+		  const char *value)
+{
+	if (ms->n == ms->cap) {
+		size_t ncap = ms->cap ? ms->cap * 2 : 16;
+		ematch *v = realloc(ms->v, ncap * sizeof(*v));
+		if (!v) {
+			ms->oom = 1;
+			return;
+		}
+		ms->v = v;
+		ms->cap = ncap;
+	}
+	ms->v[ms->n++] = (ematch){id, flags, field, index, value};
+}
+
+void ematches_free(ematches *ms)
+{
+	free(ms->v);
+	memset(ms, 0, sizeof(*ms));
+}
+
+static int match_cmp(const void *a, const void *b)
+{
+	const ematch *x = a, *y = b;
+	if (x->field != y->field)
+		return x->field < y->field ? -1 : 1;
+	if (x->index != y->index)
+		return x->index < y->index ? -1 : 1;
+	if (x->policy_id != y->policy_id)
+		return x->policy_id < y->policy_id ? -1 : 1;
+	return 0;
+}
+
+/* ---- verification --------------------------------------------------- */
+
+static int same_domain(const char *a, const char *b)
+{
+	return a && b && *a && *b && strcasecmp(a, b) == 0;
+}
+
+static int same_org(const char *a, const char *b)
+{
+	if (!a || !b || !*a || !*b)
+		return 0;
+	return strcasecmp(engine_org_domain(a), engine_org_domain(b)) == 0;
+}
+
+static int anything_passed(const allowd_auth_facts *f)
+{
+	if (f->spf.result == ALLOWD_AUTH_PASS || f->dmarc.result == ALLOWD_AUTH_PASS)
+		return 1;
+	for (size_t i = 0; i < f->n_dkim; i++)
+		if (f->dkim[i].result == ALLOWD_AUTH_PASS)
+			return 1;
+	return 0;
+}
+
+/* The normalised domain of the sender address a match refers to, or NULL. */
+static const char *sender_domain(const eprepared *p, const ematch *mt)
+{
+	for (size_t i = 0; i < p->n_senders; i++)
+		if (p->sender_field[i] == mt->field && p->sender_index[i] == mt->index)
+			return p->senders[i].ok ? p->senders[i].domain : NULL;
+	return NULL;
+}
+
+static const char *verify(const eprepared *p, const ematch *mt, bool *honored)
+{
+	const allowd_auth_facts *f = &p->m->auth;
+	const char *d;
+
+	*honored = true;
+	if (!(mt->flags & CP_VERIFY))
+		return "not required";
+	switch (mt->field) {
+	case ALLOWD_FIELD_ENVELOPE_FROM:
+		d = sender_domain(p, mt);
+		if (f->spf.result == ALLOWD_AUTH_PASS && same_domain(f->spf.domain, d))
+			return "spf pass";
+		if (f->dmarc.result == ALLOWD_AUTH_PASS && same_org(f->dmarc.domain, d))
+			return "dmarc pass";
+		break;
+	case ALLOWD_FIELD_HEADER_FROM:
+		d = sender_domain(p, mt);
+		if (f->dmarc.result == ALLOWD_AUTH_PASS && same_domain(f->dmarc.domain, d))
+			return "dmarc pass";
+		for (size_t i = 0; i < f->n_dkim; i++)
+			if (f->dkim[i].result == ALLOWD_AUTH_PASS && same_org(f->dkim[i].domain, d))
+				return "dkim pass";
+		break;
+	case ALLOWD_FIELD_REPLY_TO:
+		*honored = false;
+		return "reply-to is never authenticated";
+	default:
+		if (anything_passed(f))
+			return "message authenticated";
+		*honored = false;
+		return "message not authenticated";
+	}
+	*honored = false;
+	return "sender not authenticated";
+}
+
+/* ---- the decision --------------------------------------------------- */
+
+int engine_decide(const eprepared *p, ematches *ms, allowd_decision *out)
+{
+	const allowd_message *m = p->m;
+	unsigned all_waived = 0, *rcpt_waived = NULL;
+	bool skip_links = false;
+	size_t k = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (ms->oom)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	out->regex_limit_hits = ms->regex_limit_hits;
+	if (ms->n > 1)
+		qsort(ms->v, ms->n, sizeof(*ms->v), match_cmp);
+	for (size_t i = 0; i < ms->n; i++)
+		if (k == 0 || match_cmp(&ms->v[k - 1], &ms->v[i]) != 0)
+			ms->v[k++] = ms->v[i];
+	ms->n = k;
+
+	if ((ms->n && !(out->matches = calloc(ms->n, sizeof(*out->matches)))) ||
+	    (p->n_recipients && !(out->recipients = calloc(p->n_recipients,
+							   sizeof(*out->recipients)))) ||
+	    (p->n_recipients && !(rcpt_waived = calloc(p->n_recipients, sizeof(*rcpt_waived)))))
+		goto oom;
+
+	for (size_t i = 0; i < ms->n; i++) {
+		const ematch *mt = &ms->v[i];
+		allowd_match *o = &out->matches[i];
+		o->policy_id = mt->policy_id;
+		o->field = mt->field;
+		o->index = mt->index;
+		o->verification = verify(p, mt, &o->honored);
+		if (!(o->value = strdup(mt->value ? mt->value : "")))
+			goto oom;
+		out->n_matches++;
+		if (!o->honored)
+			continue;
+		if (mt->field == ALLOWD_FIELD_RECIPIENT) {
+			if ((mt->flags & CP_EXEMPT) && mt->index < p->n_recipients)
+				rcpt_waived[mt->index] |= ALLOWD_DISP_VERDICTS;
+			continue;
+		}
+		if (mt->flags & CP_TRUSTED) {
+			all_waived |= ALLOWD_DISP_VERDICTS;
+			skip_links = true;
+		}
+		if (mt->flags & CP_ACCEPTABLE)
+			all_waived |= ALLOWD_DISP_ACCEPTABLE;
+	}
+	for (size_t i = 0; i < p->n_recipients; i++) {
+		allowd_recipient_decision *r = &out->recipients[i];
+		r->address = m->recipients[i];
+		r->waived = p->dispositions & ALLOWD_DISP_VERDICTS & (all_waived | rcpt_waived[i]);
+		r->remaining = p->dispositions & ~r->waived;
+		r->skip_link_following = skip_links;
+	}
+	out->n_recipients = p->n_recipients;
+	free(rcpt_waived);
+	return 0;
+oom:
+	free(rcpt_waived);
+	allowd_decision_clear(out);
+	return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+}
+
+int allowd_evaluate(const allowd_snapshot *s, const allowd_message *m, allowd_decision *out)
+{
+	ematches ms = {0};
+	eprepared p;
+	int rc;
+
+	if ((rc = engine_prepare(&p, m, engine_snapshot_delimiter(s))))
+		return rc;
+	engine_collect(s, &p, NULL, &ms);
+	rc = engine_decide(&p, &ms, out);
+	ematches_free(&ms);
+	engine_prepared_free(&p);
+	return rc;
+}

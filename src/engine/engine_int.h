@@ -1,0 +1,103 @@
+/*
+ * engine_int.h - private to src/engine: the prepared form of a message,
+ * the match collector, and the compiled snapshot's layout.
+ *
+ * Evaluation is two phases so that a server can combine a large base
+ * snapshot with a small delta of recent writes:
+ *   1. collect: each snapshot adds the (policy, field, index) it matches
+ *      to a match vector, skipping ids the caller says are shadowed;
+ *   2. decide:  the vector is sorted and de-duplicated, verification and
+ *      effects are applied, and the decision is written.
+ */
+#ifndef ALLOWD_ENGINE_INT_H
+#define ALLOWD_ENGINE_INT_H
+
+#include "allowd/engine.h"
+
+#include <stdatomic.h>
+
+#define ADDR_MAX 320 /* longer addresses cannot be valid; they still match regexes raw */
+
+/* One address of the message, normalised. */
+typedef struct eaddr {
+	const char *raw;      /* as the message gave it */
+	int ok;               /* normalisation succeeded */
+	char norm[ADDR_MAX];  /* local@domain, lower case, A-label domain */
+	const char *domain;   /* points into norm */
+	char sub[ADDR_MAX];   /* subaddress stripped ("" when there was none) */
+} eaddr;
+
+typedef struct eprepared {
+	const allowd_message *m;
+	eaddr *senders; /* envelope_from, header_from, reply_to... */
+	allowd_field *sender_field;
+	size_t *sender_index;
+	size_t n_senders;
+	eaddr *recipients;
+	size_t n_recipients;
+	int has_ip;
+	uint8_t ip[16];
+	char ip_text[64];        /* canonical inet_ntop form (IPv4 for mapped) */
+	int has_server;
+	char server[ADDR_MAX];   /* normalised server_name */
+	unsigned dispositions;
+} eprepared;
+
+/* Flags of a compiled policy. */
+enum {
+	CP_TRUSTED = 1,
+	CP_ACCEPTABLE = 2,
+	CP_EXEMPT = 4,
+	CP_VERIFY = 8,
+	CP_REGEX = 16,
+};
+#define CP_SENDER (CP_TRUSTED | CP_ACCEPTABLE)
+
+typedef struct ematch {
+	int64_t policy_id;
+	uint8_t flags;
+	allowd_field field;
+	size_t index;
+	const char *value; /* borrowed from the message or the prepared message */
+} ematch;
+
+typedef struct ematches {
+	ematch *v;
+	size_t n, cap;
+	int regex_limit_hits;
+	int oom;
+} ematches;
+
+void ematches_add(ematches *ms, int64_t id, uint8_t flags, allowd_field field, size_t index,
+		  const char *value);
+void ematches_free(ematches *ms);
+
+/* Shadowed ids: sorted; a base snapshot skips them (the delta has them). */
+typedef struct eshadow {
+	const int64_t *ids;
+	size_t n;
+} eshadow;
+
+int engine_prepare(eprepared *p, const allowd_message *m, char delim);
+void engine_prepared_free(eprepared *p);
+
+/* Normalises an address into a (see eaddr); sets a->ok. */
+void engine_address(eaddr *a, const char *raw, char delim);
+/* Lower-case A-label domain without trailing dot into out; 0 or -1. */
+int engine_domain(char *out, size_t len, const char *raw);
+/* The organisational (registrable) domain of a normalised domain. */
+const char *engine_org_domain(const char *domain);
+
+/* Phase 1 for one snapshot. */
+void engine_collect(const allowd_snapshot *s, const eprepared *p, const eshadow *shadow,
+		    ematches *ms);
+/* Phase 2: sorts, de-duplicates, verifies and decides; 0 or ALLOWD_ERR. */
+int engine_decide(const eprepared *p, ematches *ms, allowd_decision *out);
+
+/* The subaddress delimiter the snapshot was built with. */
+char engine_snapshot_delimiter(const allowd_snapshot *s);
+
+/* The compiled policies of a snapshot, as policies again (for rebuilds). */
+int engine_snapshot_policies(const allowd_snapshot *s, allowd_policy ***out, size_t *n);
+
+#endif

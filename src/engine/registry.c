@@ -1,0 +1,602 @@
+/*
+ * registry.c - the server's engine: one view per account (base snapshot +
+ * delta), copy-on-write updates in commit order, and a background thread
+ * that folds large deltas into a new base.
+ *
+ * Invariants:
+ *   - a view is immutable once published; acct->view is replaced, never
+ *     edited, under acct->lock, and readers take a reference under the
+ *     same lock (held for a pointer copy and an atomic increment);
+ *   - delta entries are sorted by policy id, one per id, holding the
+ *     newest version (or a deletion); every delta id shadows the base;
+ *   - entries carry the sequence number of the write that made them; a
+ *     rebuild that started from a view at sequence S keeps, in the view it
+ *     publishes, exactly the entries newer than S.
+ */
+#include "engine/engine_int.h"
+#include "allowd/error.h"
+#include "allowd/log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DELTA_REBUILD_AT 64 /* entries; beyond this a rebuild is queued */
+
+typedef struct dentry {
+	atomic_int refs;
+	int64_t id;
+	uint64_t seq;
+	allowd_policy *policy; /* NULL: deleted */
+} dentry;
+
+typedef struct view {
+	atomic_int refs;
+	allowd_snapshot *base;
+	allowd_snapshot *delta; /* the upserts of entries; NULL when none */
+	dentry **entries;
+	int64_t *shadow;
+	size_t n;
+	uint64_t seq;
+} view;
+
+typedef struct account {
+	char id[64];
+	pthread_mutex_t lock;
+	view *view;
+	int rebuild_queued;
+	uint64_t rebuilds;
+} account;
+
+struct allowd_engine {
+	allowd_engine_options opts;
+	allowd_engine_options delta_opts;
+	pthread_rwlock_t map_lock; /* guards accounts[] (not the accounts' views) */
+	account **accounts;        /* sorted by id */
+	size_t n_accounts, cap_accounts;
+	atomic_uint_fast64_t seq;
+
+	pthread_t thread;
+	pthread_mutex_t queue_lock;
+	pthread_cond_t queue_cond, idle_cond;
+	char (*queue)[64];
+	size_t n_queue, cap_queue;
+	int busy, stopping, started;
+};
+
+/* ---- entries and views ---------------------------------------------- */
+
+static void dentry_unref(dentry *d)
+{
+	if (d && atomic_fetch_sub(&d->refs, 1) == 1) {
+		allowd_policy_free(d->policy);
+		free(d);
+	}
+}
+
+static void view_unref(view *v)
+{
+	if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
+		return;
+	allowd_snapshot_unref(v->base);
+	allowd_snapshot_unref(v->delta);
+	for (size_t i = 0; i < v->n; i++)
+		dentry_unref(v->entries[i]);
+	free(v->entries);
+	free(v->shadow);
+	free(v);
+}
+
+/* A new view over `base` (reference taken) with entries (references taken). */
+static int view_make(view **out, allowd_engine *e, allowd_snapshot *base, dentry **entries,
+		     size_t n, uint64_t seq)
+{
+	view *v = calloc(1, sizeof(*v));
+	allowd_policy **ups = NULL;
+	size_t n_ups = 0;
+	int rc;
+
+	if (!v || (n && (!(v->entries = malloc(n * sizeof(*v->entries))) ||
+			 !(v->shadow = malloc(n * sizeof(*v->shadow))) ||
+			 !(ups = malloc(n * sizeof(*ups)))))) {
+		rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		goto fail;
+	}
+	atomic_init(&v->refs, 1);
+	v->seq = seq;
+	for (size_t i = 0; i < n; i++) {
+		atomic_fetch_add(&entries[i]->refs, 1);
+		v->entries[i] = entries[i];
+		v->shadow[i] = entries[i]->id;
+		if (entries[i]->policy)
+			ups[n_ups++] = entries[i]->policy;
+	}
+	v->n = n;
+	if (n_ups && (rc = allowd_snapshot_build(&v->delta, ups, n_ups, &e->delta_opts)))
+		goto fail;
+	allowd_snapshot_ref(base);
+	v->base = base;
+	free(ups);
+	*out = v;
+	return 0;
+fail:
+	free(ups);
+	view_unref(v);
+	return rc;
+}
+
+/* ---- accounts ------------------------------------------------------- */
+
+static long find_index(allowd_engine *e, const char *id, int *found)
+{
+	size_t lo = 0, hi = e->n_accounts;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(e->accounts[mid]->id, id);
+		if (c == 0) {
+			*found = 1;
+			return (long)mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = 0;
+	return (long)lo;
+}
+
+static account *find_account(allowd_engine *e, const char *id)
+{
+	account *a = NULL;
+	int found;
+	long i;
+
+	pthread_rwlock_rdlock(&e->map_lock);
+	i = find_index(e, id, &found);
+	if (found)
+		a = e->accounts[i];
+	pthread_rwlock_unlock(&e->map_lock);
+	return a;
+}
+
+/* The account's state, created with an empty view when new. */
+static account *get_account(allowd_engine *e, const char *id)
+{
+	account *a = find_account(e, id);
+	allowd_snapshot *empty = NULL;
+	int found;
+	long i;
+
+	if (a)
+		return a;
+	pthread_rwlock_wrlock(&e->map_lock);
+	i = find_index(e, id, &found);
+	if (found) {
+		a = e->accounts[i];
+		goto out;
+	}
+	if (e->n_accounts == e->cap_accounts) {
+		size_t ncap = e->cap_accounts ? e->cap_accounts * 2 : 16;
+		account **v = realloc(e->accounts, ncap * sizeof(*v));
+		if (!v)
+			goto out;
+		e->accounts = v;
+		e->cap_accounts = ncap;
+	}
+	if (!(a = calloc(1, sizeof(*a))) || allowd_snapshot_build(&empty, NULL, 0, &e->opts) ||
+	    view_make(&a->view, e, empty, NULL, 0, 0)) {
+		free(a);
+		a = NULL;
+		goto out;
+	}
+	snprintf(a->id, sizeof(a->id), "%s", id);
+	pthread_mutex_init(&a->lock, NULL);
+	memmove(&e->accounts[i + 1], &e->accounts[i],
+		(e->n_accounts - (size_t)i) * sizeof(*e->accounts));
+	e->accounts[i] = a;
+	e->n_accounts++;
+out:
+	allowd_snapshot_unref(empty);
+	pthread_rwlock_unlock(&e->map_lock);
+	return a;
+}
+
+static view *current_view(account *a)
+{
+	view *v;
+	pthread_mutex_lock(&a->lock);
+	v = a->view;
+	atomic_fetch_add(&v->refs, 1);
+	pthread_mutex_unlock(&a->lock);
+	return v;
+}
+
+/* ---- rebuilds ------------------------------------------------------- */
+
+static void queue_rebuild(allowd_engine *e, account *a)
+{
+	if (a->rebuild_queued || !e->started)
+		return;
+	pthread_mutex_lock(&e->queue_lock);
+	if (e->n_queue == e->cap_queue) {
+		size_t ncap = e->cap_queue ? e->cap_queue * 2 : 8;
+		char(*q)[64] = realloc(e->queue, ncap * sizeof(*q));
+		if (!q) {
+			pthread_mutex_unlock(&e->queue_lock);
+			return; /* the delta keeps working; the next write retries */
+		}
+		e->queue = q;
+		e->cap_queue = ncap;
+	}
+	snprintf(e->queue[e->n_queue++], 64, "%s", a->id);
+	a->rebuild_queued = 1;
+	pthread_cond_signal(&e->queue_cond);
+	pthread_mutex_unlock(&e->queue_lock);
+}
+
+/* Base policies (minus the shadowed) + the delta's upserts: the view's whole set. */
+static int view_policies(view *v, allowd_policy ***out, size_t *n)
+{
+	allowd_policy **base = NULL, **all;
+	size_t nb = 0, k = 0;
+	int rc;
+
+	if ((rc = engine_snapshot_policies(v->base, &base, &nb)))
+		return rc;
+	if (!(all = malloc((nb + v->n + 1) * sizeof(*all)))) {
+		for (size_t i = 0; i < nb; i++)
+			allowd_policy_free(base[i]);
+		free(base);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	for (size_t i = 0; i < nb; i++) {
+		eshadow sh = {v->shadow, v->n};
+		int64_t id = base[i]->id;
+		size_t lo = 0, hi = sh.n;
+		int hit = 0;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (sh.ids[mid] == id) {
+				hit = 1;
+				break;
+			}
+			if (sh.ids[mid] < id)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (hit)
+			allowd_policy_free(base[i]);
+		else
+			all[k++] = base[i];
+	}
+	free(base);
+	for (size_t i = 0; i < v->n; i++) {
+		allowd_policy *c = NULL;
+		if (!v->entries[i]->policy)
+			continue;
+		if ((rc = allowd_policy_dup(&c, v->entries[i]->policy))) {
+			for (size_t j = 0; j < k; j++)
+				allowd_policy_free(all[j]);
+			free(all);
+			return rc;
+		}
+		all[k++] = c;
+	}
+	*out = all;
+	*n = k;
+	return 0;
+}
+
+static void rebuild(allowd_engine *e, account *a)
+{
+	view *from = current_view(a), *cur, *next = NULL;
+	allowd_snapshot *base = NULL;
+	allowd_policy **all = NULL;
+	dentry **keep = NULL;
+	size_t n = 0, k = 0;
+
+	pthread_mutex_lock(&a->lock);
+	a->rebuild_queued = 0;
+	pthread_mutex_unlock(&a->lock);
+	if (view_policies(from, &all, &n) == 0 &&
+	    allowd_snapshot_build(&base, all, n, &e->opts) == 0) {
+		pthread_mutex_lock(&a->lock);
+		cur = a->view;
+		if ((keep = malloc((cur->n + 1) * sizeof(*keep)))) {
+			for (size_t i = 0; i < cur->n; i++)
+				if (cur->entries[i]->seq > from->seq)
+					keep[k++] = cur->entries[i];
+			if (view_make(&next, e, base, keep, k, cur->seq) == 0) {
+				a->view = next;
+				a->rebuilds++;
+				view_unref(cur);
+			}
+		}
+		pthread_mutex_unlock(&a->lock);
+	} else {
+		log_error("engine: rebuilding account %s failed: %s", a->id,
+			  allowd_error_last()->message);
+	}
+	free(keep);
+	for (size_t i = 0; i < n; i++)
+		allowd_policy_free(all[i]);
+	free(all);
+	allowd_snapshot_unref(base);
+	view_unref(from);
+}
+
+static void *rebuild_main(void *arg)
+{
+	allowd_engine *e = arg;
+	char id[64];
+
+	for (;;) {
+		account *a;
+		pthread_mutex_lock(&e->queue_lock);
+		while (!e->n_queue && !e->stopping)
+			pthread_cond_wait(&e->queue_cond, &e->queue_lock);
+		if (e->stopping) {
+			pthread_mutex_unlock(&e->queue_lock);
+			break;
+		}
+		memcpy(id, e->queue[0], sizeof(id));
+		memmove(e->queue, e->queue + 1, (e->n_queue - 1) * sizeof(*e->queue));
+		e->n_queue--;
+		e->busy = 1;
+		pthread_mutex_unlock(&e->queue_lock);
+
+		if ((a = find_account(e, id)))
+			rebuild(e, a);
+
+		pthread_mutex_lock(&e->queue_lock);
+		e->busy = 0;
+		if (!e->n_queue)
+			pthread_cond_broadcast(&e->idle_cond);
+		pthread_mutex_unlock(&e->queue_lock);
+	}
+	return NULL;
+}
+
+void allowd_engine_quiesce(allowd_engine *e)
+{
+	pthread_mutex_lock(&e->queue_lock);
+	while (e->n_queue || e->busy)
+		pthread_cond_wait(&e->idle_cond, &e->queue_lock);
+	pthread_mutex_unlock(&e->queue_lock);
+}
+
+/* ---- public --------------------------------------------------------- */
+
+int allowd_engine_new(allowd_engine **out, const allowd_engine_options *opts)
+{
+	allowd_engine *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	if (opts)
+		e->opts = *opts;
+	else
+		allowd_engine_options_init(&e->opts);
+	e->delta_opts = e->opts;
+	e->delta_opts.use_prefilter = 0; /* small: PCRE2 alone, no compile latency */
+	pthread_rwlock_init(&e->map_lock, NULL);
+	pthread_mutex_init(&e->queue_lock, NULL);
+	pthread_cond_init(&e->queue_cond, NULL);
+	pthread_cond_init(&e->idle_cond, NULL);
+	if (pthread_create(&e->thread, NULL, rebuild_main, e) != 0) {
+		allowd_engine_free(e);
+		return allowd_error_set(ALLOWD_ERR, NULL, "cannot start the engine's thread");
+	}
+	e->started = 1;
+	*out = e;
+	return 0;
+}
+
+void allowd_engine_free(allowd_engine *e)
+{
+	if (!e)
+		return;
+	if (e->started) {
+		pthread_mutex_lock(&e->queue_lock);
+		e->stopping = 1;
+		pthread_cond_signal(&e->queue_cond);
+		pthread_mutex_unlock(&e->queue_lock);
+		pthread_join(e->thread, NULL);
+	}
+	for (size_t i = 0; i < e->n_accounts; i++) {
+		view_unref(e->accounts[i]->view);
+		pthread_mutex_destroy(&e->accounts[i]->lock);
+		free(e->accounts[i]);
+	}
+	free(e->accounts);
+	free(e->queue);
+	pthread_rwlock_destroy(&e->map_lock);
+	pthread_mutex_destroy(&e->queue_lock);
+	pthread_cond_destroy(&e->queue_cond);
+	pthread_cond_destroy(&e->idle_cond);
+	free(e);
+}
+
+int allowd_engine_load(allowd_engine *e, const char *account_id, allowd_policy *const *policies,
+		       size_t n)
+{
+	account *a = get_account(e, account_id);
+	allowd_snapshot *base = NULL;
+	view *v = NULL, *old;
+	int rc;
+
+	if (!a)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	if ((rc = allowd_snapshot_build(&base, policies, n, &e->opts)))
+		return rc;
+	rc = view_make(&v, e, base, NULL, 0, atomic_load(&e->seq));
+	allowd_snapshot_unref(base);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&a->lock);
+	old = a->view;
+	a->view = v;
+	pthread_mutex_unlock(&a->lock);
+	view_unref(old);
+	return 0;
+}
+
+static int dentry_cmp(const void *x, const void *y)
+{
+	const dentry *a = *(dentry *const *)x, *b = *(dentry *const *)y;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+int allowd_engine_apply(allowd_engine *e, const char *account_id,
+			const allowd_engine_change *changes, size_t n)
+{
+	account *a = get_account(e, account_id);
+	dentry **entries = NULL, **fresh = NULL;
+	view *cur, *next = NULL;
+	size_t k = 0, nf = 0;
+	int rc = 0;
+
+	if (!a)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	if (!n)
+		return 0;
+	if (!(fresh = calloc(n, sizeof(*fresh))))
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	/* the newest change per id wins; build entries outside the lock */
+	for (size_t i = 0; i < n; i++) {
+		dentry *d = calloc(1, sizeof(*d));
+		if (!d || (changes[i].policy && allowd_policy_dup(&d->policy, changes[i].policy))) {
+			free(d);
+			rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+			goto out;
+		}
+		atomic_init(&d->refs, 1);
+		d->id = changes[i].id;
+		d->seq = atomic_fetch_add(&e->seq, 1) + 1;
+		fresh[nf++] = d;
+	}
+
+	/*
+	 * Optimistic copy-on-write: build the next view from the current one
+	 * outside the lock (evaluations keep running), publish it only if no
+	 * rebuild swapped the view meanwhile, else start again from the new one.
+	 */
+	for (;;) {
+		int published = 0;
+		cur = current_view(a);
+		k = 0;
+		free(entries);
+		if (!(entries = malloc((cur->n + nf) * sizeof(*entries)))) {
+			view_unref(cur);
+			rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < cur->n; i++) {
+			int replaced = 0;
+			for (size_t j = 0; j < nf && !replaced; j++)
+				replaced = fresh[j]->id == cur->entries[i]->id;
+			if (!replaced)
+				entries[k++] = cur->entries[i];
+		}
+		for (size_t j = 0; j < nf; j++) {
+			int later = 0;
+			for (size_t l = j + 1; l < nf && !later; l++)
+				later = fresh[l]->id == fresh[j]->id;
+			if (!later)
+				entries[k++] = fresh[j];
+		}
+		qsort(entries, k, sizeof(*entries), dentry_cmp);
+		if ((rc = view_make(&next, e, cur->base, entries, k, fresh[nf - 1]->seq))) {
+			view_unref(cur);
+			goto out;
+		}
+		pthread_mutex_lock(&a->lock);
+		if (a->view == cur) {
+			a->view = next;
+			published = 1;
+			if (k > DELTA_REBUILD_AT)
+				queue_rebuild(e, a);
+		}
+		pthread_mutex_unlock(&a->lock);
+		if (published) {
+			view_unref(cur); /* the account's reference */
+			view_unref(cur); /* ours */
+			break;
+		}
+		view_unref(next);
+		view_unref(cur);
+	}
+out:
+	free(entries);
+	for (size_t j = 0; j < nf; j++)
+		dentry_unref(fresh[j]);
+	free(fresh);
+	return rc;
+}
+
+void allowd_engine_drop_account(allowd_engine *e, const char *account_id)
+{
+	account *a = NULL;
+	int found;
+	long i;
+
+	pthread_rwlock_wrlock(&e->map_lock);
+	i = find_index(e, account_id, &found);
+	if (found) {
+		a = e->accounts[i];
+		memmove(&e->accounts[i], &e->accounts[i + 1],
+			(e->n_accounts - (size_t)i - 1) * sizeof(*e->accounts));
+		e->n_accounts--;
+	}
+	pthread_rwlock_unlock(&e->map_lock);
+	if (a) {
+		/* a rebuild may hold `a`: it is found by id, so it can no longer be */
+		allowd_engine_quiesce(e);
+		view_unref(a->view);
+		pthread_mutex_destroy(&a->lock);
+		free(a);
+	}
+}
+
+int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allowd_message *m,
+			   allowd_decision *out)
+{
+	account *a = find_account(e, account_id);
+	ematches ms = {0};
+	eprepared p;
+	view *v;
+	int rc;
+
+	if ((rc = engine_prepare(&p, m, e->opts.subaddress_delimiter)))
+		return rc;
+	if (a) {
+		eshadow sh;
+		v = current_view(a);
+		sh.ids = v->shadow;
+		sh.n = v->n;
+		engine_collect(v->base, &p, &sh, &ms);
+		if (v->delta)
+			engine_collect(v->delta, &p, NULL, &ms);
+		view_unref(v);
+	}
+	rc = engine_decide(&p, &ms, out);
+	ematches_free(&ms);
+	engine_prepared_free(&p);
+	return rc;
+}
+
+void allowd_engine_stats_get(allowd_engine *e, const char *account_id, allowd_engine_stats *out)
+{
+	account *a = find_account(e, account_id);
+	memset(out, 0, sizeof(*out));
+	if (a) {
+		view *v = current_view(a);
+		out->base_policies = allowd_snapshot_size(v->base);
+		out->delta_entries = v->n;
+		out->rebuilds = a->rebuilds;
+		view_unref(v);
+	}
+}

@@ -1,0 +1,686 @@
+/*
+ * snapshot.c - one account's policies compiled for matching.
+ *
+ * Layout (immutable once built):
+ *   - pols[]: a compact record per policy (id, type, flags, offset of the
+ *     normalised pattern in a string arena);
+ *   - two open-addressing hash tables over the arena strings: exact EMAIL
+ *     addresses and exact DOMAIN names;
+ *   - a path-compressed binary trie over 128-bit addresses (IPv4 mapped
+ *     into IPv6) holding the IP blocks; a lookup walks one root-to-leaf
+ *     path and collects every block on it;
+ *   - per regex subject type (EMAIL, DOMAIN, IP): every regex compiled by
+ *     PCRE2 (JIT, anchored at both ends, caseless) and, in shards of
+ *     `REGEX_SHARD` patterns, a Hyperscan database compiled in PREFILTER
+ *     mode -- a superset matcher -- so a subject is scanned once per shard
+ *     and only the candidates it reports are confirmed by PCRE2.  Regexes
+ *     Hyperscan cannot compile are confirmed directly, always.
+ */
+#include "engine/engine_int.h"
+#include "allowd/error.h"
+#include "allowd/netaddr.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <hs/hs.h>
+#include <pcre2.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REGEX_SHARD 1000
+
+typedef struct cpol {
+	int32_t id;
+	uint8_t type;
+	uint8_t flags;
+	uint32_t str; /* offset of pattern_norm in the arena */
+} cpol;
+
+typedef struct htab {
+	uint32_t *slots; /* cpol index + 1; 0 = empty */
+	size_t mask;
+} htab;
+
+typedef struct tnode {
+	uint8_t addr[16];
+	int32_t child[2];
+	int32_t pol; /* first cpol index with exactly this prefix, -1 = none */
+	uint8_t len;
+} tnode;
+
+typedef struct rentry {
+	uint32_t pol; /* cpol index */
+	pcre2_code *code;
+} rentry;
+
+typedef struct rshard {
+	hs_database_t *db;
+	uint32_t *members; /* rentry indices, by Hyperscan id */
+	size_t n;
+} rshard;
+
+typedef struct rset {
+	rentry *v;
+	size_t n;
+	rshard *shards;
+	size_t n_shards;
+	uint32_t *direct; /* rentry indices confirmed without a prefilter */
+	size_t n_direct;
+} rset;
+
+enum { RS_EMAIL, RS_DOMAIN, RS_IP, RS_COUNT };
+
+struct allowd_snapshot {
+	atomic_int refs;
+	allowd_engine_options opts;
+	cpol *pols;
+	size_t n;
+	char *arena;
+	size_t arena_len;
+	uint32_t *same_prefix; /* next cpol index with the same trie prefix, or UINT32_MAX */
+	htab emails, domains;
+	tnode *trie;
+	size_t n_nodes;
+	rset regex[RS_COUNT];
+	pcre2_match_context *mctx;
+	size_t memory;
+};
+
+/* ---- hashing -------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static int htab_init(htab *t, size_t n)
+{
+	size_t cap = 16;
+	while (cap < n * 2)
+		cap <<= 1;
+	if (!(t->slots = calloc(cap, sizeof(*t->slots))))
+		return -1;
+	t->mask = cap - 1;
+	return 0;
+}
+
+static void htab_put(htab *t, const char *key, uint32_t idx)
+{
+	size_t i = hash_str(key) & t->mask;
+	while (t->slots[i])
+		i = (i + 1) & t->mask;
+	t->slots[i] = idx + 1;
+}
+
+/* ---- the IP trie ---------------------------------------------------- */
+
+static int bit_at(const uint8_t *a, int i)
+{
+	return (a[i / 8] >> (7 - i % 8)) & 1;
+}
+
+static int common_prefix(const uint8_t *a, const uint8_t *b, int max)
+{
+	int i = 0;
+	while (i < max && i % 8 == 0 && i + 8 <= max && a[i / 8] == b[i / 8])
+		i += 8;
+	while (i < max && bit_at(a, i) == bit_at(b, i))
+		i++;
+	return i;
+}
+
+static int32_t trie_node(allowd_snapshot *s, const uint8_t *addr, int len, int32_t pol)
+{
+	tnode *t = &s->trie[s->n_nodes];
+	memcpy(t->addr, addr, 16);
+	for (int b = len; b < 128; b++)
+		t->addr[b / 8] &= (uint8_t) ~(0x80u >> (b % 8));
+	t->len = (uint8_t)len;
+	t->child[0] = t->child[1] = -1;
+	t->pol = pol;
+	return (int32_t)s->n_nodes++;
+}
+
+static void trie_add_pol(allowd_snapshot *s, tnode *t, uint32_t pol)
+{
+	if (t->pol < 0) {
+		t->pol = (int32_t)pol;
+		return;
+	}
+	s->same_prefix[pol] = s->same_prefix[t->pol];
+	s->same_prefix[t->pol] = pol;
+}
+
+/* Inserts a block; the node array has room for 2 nodes per block + the root. */
+static void trie_insert(allowd_snapshot *s, const uint8_t *addr, int len, uint32_t pol)
+{
+	int32_t cur = 0;
+
+	for (;;) {
+		tnode *t = &s->trie[cur];
+		int bit, cpl;
+		int32_t child, mid;
+
+		if (t->len == len) {
+			trie_add_pol(s, t, pol);
+			return;
+		}
+		bit = bit_at(addr, t->len);
+		child = t->child[bit];
+		if (child < 0) {
+			int32_t leaf = trie_node(s, addr, len, (int32_t)pol);
+			s->trie[cur].child[bit] = leaf;
+			return;
+		}
+		cpl = common_prefix(s->trie[child].addr, addr,
+				    s->trie[child].len < len ? s->trie[child].len : len);
+		if (cpl == s->trie[child].len) {
+			cur = child;
+			continue;
+		}
+		mid = trie_node(s, addr, cpl, -1);
+		s->trie[cur].child[bit] = mid;
+		s->trie[mid].child[bit_at(s->trie[child].addr, cpl)] = child;
+		if (cpl == len) {
+			s->trie[mid].pol = (int32_t)pol;
+		} else {
+			int32_t leaf = trie_node(s, addr, len, (int32_t)pol);
+			s->trie[mid].child[bit_at(addr, cpl)] = leaf;
+		}
+		return;
+	}
+}
+
+/* ---- regexes -------------------------------------------------------- */
+
+static pcre2_code *compile_regex(const char *pattern)
+{
+	pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
+	pcre2_code *code;
+	int err;
+	PCRE2_SIZE off;
+
+	if (!cc)
+		return NULL;
+	pcre2_set_compile_extra_options(cc, PCRE2_EXTRA_ALT_BSUX);
+	code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+			     PCRE2_UTF | PCRE2_CASELESS | PCRE2_ALT_BSUX | PCRE2_ANCHORED |
+				     PCRE2_ENDANCHORED,
+			     &err, &off, cc);
+	pcre2_compile_context_free(cc);
+	if (code)
+		pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+	return code;
+}
+
+/*
+ * Compiles entries [first, first+n) of rs into one Hyperscan database.
+ * A pattern Hyperscan rejects is moved to the direct list and the rest is
+ * compiled again.  Returns 0, or -1 when nothing could be compiled.
+ */
+static int compile_shard(allowd_snapshot *s, rset *rs, rshard *sh, size_t first, size_t n)
+{
+	const char **exprs = malloc(n * sizeof(*exprs));
+	unsigned *flags = malloc(n * sizeof(*flags)), *ids = malloc(n * sizeof(*ids));
+	uint32_t *members = malloc(n * sizeof(*members));
+	size_t m = 0;
+	int rc = -1;
+
+	if (!exprs || !flags || !ids || !members)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		members[m] = (uint32_t)(first + i);
+		exprs[m] = s->arena + s->pols[rs->v[first + i].pol].str;
+		flags[m] = HS_FLAG_CASELESS | HS_FLAG_UTF8 | HS_FLAG_UCP | HS_FLAG_SINGLEMATCH |
+			   HS_FLAG_PREFILTER | HS_FLAG_ALLOWEMPTY;
+		ids[m] = (unsigned)m;
+		m++;
+	}
+	while (m > 0) {
+		hs_compile_error_t *err = NULL;
+		hs_database_t *db = NULL;
+		if (hs_compile_multi(exprs, flags, ids, (unsigned)m, HS_MODE_BLOCK, NULL, &db, &err) ==
+		    HS_SUCCESS) {
+			sh->db = db;
+			sh->members = members;
+			sh->n = m;
+			members = NULL;
+			rc = 0;
+			break;
+		}
+		if (!err || err->expression < 0 || (size_t)err->expression >= m) {
+			hs_free_compile_error(err);
+			break; /* not one pattern's fault: all stay direct */
+		}
+		/* move the culprit to the direct list and retry without it */
+		rs->direct[rs->n_direct++] = members[err->expression];
+		for (size_t k = (size_t)err->expression; k + 1 < m; k++) {
+			members[k] = members[k + 1];
+			exprs[k] = exprs[k + 1];
+		}
+		m--;
+		for (size_t k = 0; k < m; k++)
+			ids[k] = (unsigned)k;
+		hs_free_compile_error(err);
+	}
+	if (rc && members)
+		for (size_t k = 0; k < m; k++)
+			rs->direct[rs->n_direct++] = members[k];
+out:
+	free(exprs);
+	free(flags);
+	free(ids);
+	free(members);
+	return rc;
+}
+
+static int build_regex_set(allowd_snapshot *s, rset *rs)
+{
+	if (!rs->n)
+		return 0;
+	if (!(rs->direct = malloc(rs->n * sizeof(*rs->direct))))
+		return -1;
+	if (!s->opts.use_prefilter || rs->n < 4) {
+		for (size_t i = 0; i < rs->n; i++)
+			rs->direct[rs->n_direct++] = (uint32_t)i;
+		return 0;
+	}
+	rs->n_shards = (rs->n + REGEX_SHARD - 1) / REGEX_SHARD;
+	if (!(rs->shards = calloc(rs->n_shards, sizeof(*rs->shards))))
+		return -1;
+	for (size_t k = 0; k < rs->n_shards; k++) {
+		size_t first = k * REGEX_SHARD;
+		size_t n = rs->n - first < REGEX_SHARD ? rs->n - first : REGEX_SHARD;
+		compile_shard(s, rs, &rs->shards[k], first, n);
+	}
+	return 0;
+}
+
+/* ---- build and free ------------------------------------------------- */
+
+static void snapshot_free(allowd_snapshot *s)
+{
+	for (int t = 0; t < RS_COUNT; t++) {
+		rset *rs = &s->regex[t];
+		for (size_t i = 0; i < rs->n; i++)
+			pcre2_code_free(rs->v[i].code);
+		for (size_t k = 0; k < rs->n_shards; k++) {
+			hs_free_database(rs->shards[k].db);
+			free(rs->shards[k].members);
+		}
+		free(rs->v);
+		free(rs->shards);
+		free(rs->direct);
+	}
+	pcre2_match_context_free(s->mctx);
+	free(s->pols);
+	free(s->arena);
+	free(s->same_prefix);
+	free(s->emails.slots);
+	free(s->domains.slots);
+	free(s->trie);
+	free(s);
+}
+
+static int regex_kind(allowd_pattern_type t)
+{
+	return t == ALLOWD_PATTERN_EMAIL ? RS_EMAIL : t == ALLOWD_PATTERN_DOMAIN ? RS_DOMAIN : RS_IP;
+}
+
+int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies, size_t n,
+			  const allowd_engine_options *opts)
+{
+	allowd_snapshot *s = calloc(1, sizeof(*s));
+	size_t arena = 0, n_email = 0, n_domain = 0, n_ip = 0, nre[RS_COUNT] = {0};
+
+	if (!s)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	atomic_init(&s->refs, 1);
+	if (opts)
+		s->opts = *opts;
+	else
+		allowd_engine_options_init(&s->opts);
+
+	for (size_t i = 0; i < n; i++) {
+		const allowd_policy *p = policies[i];
+		const char *k = p->pattern_norm ? p->pattern_norm : p->pattern;
+		arena += strlen(k ? k : "") + 1;
+		if (p->is_regex)
+			nre[regex_kind(p->pattern_type)]++;
+		else if (p->pattern_type == ALLOWD_PATTERN_EMAIL)
+			n_email++;
+		else if (p->pattern_type == ALLOWD_PATTERN_DOMAIN)
+			n_domain++;
+		else if (p->pattern_type == ALLOWD_PATTERN_IP)
+			n_ip++;
+	}
+	s->pols = malloc((n ? n : 1) * sizeof(*s->pols));
+	s->arena = malloc(arena ? arena : 1);
+	s->same_prefix = malloc((n ? n : 1) * sizeof(*s->same_prefix));
+	s->trie = malloc((2 * n_ip + 1) * sizeof(*s->trie));
+	s->mctx = pcre2_match_context_create(NULL);
+	if (!s->pols || !s->arena || !s->same_prefix || !s->trie || !s->mctx ||
+	    htab_init(&s->emails, n_email) || htab_init(&s->domains, n_domain))
+		goto oom;
+	for (int t = 0; t < RS_COUNT; t++)
+		if (nre[t] && !(s->regex[t].v = calloc(nre[t], sizeof(*s->regex[t].v))))
+			goto oom;
+	pcre2_set_match_limit(s->mctx, s->opts.regex_match_limit ? s->opts.regex_match_limit
+								 : 100000);
+	pcre2_set_depth_limit(s->mctx, s->opts.regex_depth_limit ? s->opts.regex_depth_limit : 1000);
+	{
+		static const uint8_t zero[16];
+		trie_node(s, zero, 0, -1); /* the root: ::/0 */
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		const allowd_policy *p = policies[i];
+		const char *k = p->pattern_norm ? p->pattern_norm : p->pattern;
+		size_t len = strlen(k ? k : "");
+		cpol *c = &s->pols[s->n];
+		uint32_t idx = (uint32_t)s->n;
+
+		c->id = (int32_t)p->id;
+		c->type = (uint8_t)p->pattern_type;
+		c->flags = (uint8_t)((p->is_trusted_sender ? CP_TRUSTED : 0) |
+				     (p->is_acceptable_sender ? CP_ACCEPTABLE : 0) |
+				     (p->is_exempt_recipient ? CP_EXEMPT : 0) |
+				     (p->verify_sender ? CP_VERIFY : 0) | (p->is_regex ? CP_REGEX : 0));
+		c->str = (uint32_t)s->arena_len;
+		memcpy(s->arena + s->arena_len, k ? k : "", len + 1);
+		s->arena_len += len + 1;
+		s->same_prefix[idx] = UINT32_MAX;
+		s->n++;
+
+		if (p->is_regex) {
+			rset *rs = &s->regex[regex_kind(p->pattern_type)];
+			rentry *e = &rs->v[rs->n];
+			e->pol = idx;
+			if (!(e->code = compile_regex(s->arena + c->str)))
+				continue; /* not a valid regex: it can match nothing */
+			rs->n++;
+		} else if (p->pattern_type == ALLOWD_PATTERN_EMAIL) {
+			htab_put(&s->emails, s->arena + c->str, idx);
+		} else if (p->pattern_type == ALLOWD_PATTERN_DOMAIN) {
+			htab_put(&s->domains, s->arena + c->str, idx);
+		} else if (p->pattern_type == ALLOWD_PATTERN_IP) {
+			allowd_cidr cidr;
+			if (allowd_cidr_parse(&cidr, s->arena + c->str) == 0)
+				trie_insert(s, cidr.addr, cidr.prefix, idx);
+		}
+	}
+	allowd_error_clear();
+	for (int t = 0; t < RS_COUNT; t++)
+		if (build_regex_set(s, &s->regex[t]))
+			goto oom;
+	s->memory = sizeof(*s) + n * (sizeof(cpol) + sizeof(uint32_t)) + arena +
+		    (s->emails.mask + 1 + s->domains.mask + 1) * sizeof(uint32_t) +
+		    (2 * n_ip + 1) * sizeof(tnode);
+	for (int t = 0; t < RS_COUNT; t++) {
+		size_t sz;
+		for (size_t i = 0; i < s->regex[t].n; i++)
+			if (pcre2_pattern_info(s->regex[t].v[i].code, PCRE2_INFO_SIZE, &sz) == 0)
+				s->memory += sz;
+		for (size_t k = 0; k < s->regex[t].n_shards; k++)
+			if (s->regex[t].shards[k].db &&
+			    hs_database_size(s->regex[t].shards[k].db, &sz) == HS_SUCCESS)
+				s->memory += sz;
+	}
+	*out = s;
+	return 0;
+oom:
+	snapshot_free(s);
+	return allowd_error_set(ALLOWD_ERR, NULL, "out of memory building a snapshot");
+}
+
+void allowd_snapshot_ref(allowd_snapshot *s)
+{
+	atomic_fetch_add(&s->refs, 1);
+}
+
+void allowd_snapshot_unref(allowd_snapshot *s)
+{
+	if (s && atomic_fetch_sub(&s->refs, 1) == 1)
+		snapshot_free(s);
+}
+
+size_t allowd_snapshot_size(const allowd_snapshot *s)
+{
+	return s->n;
+}
+
+size_t allowd_snapshot_memory(const allowd_snapshot *s)
+{
+	return s->memory;
+}
+
+char engine_snapshot_delimiter(const allowd_snapshot *s)
+{
+	return s->opts.subaddress_delimiter;
+}
+
+int engine_snapshot_policies(const allowd_snapshot *s, allowd_policy ***out, size_t *n)
+{
+	allowd_policy **v = calloc(s->n ? s->n : 1, sizeof(*v));
+
+	if (!v)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	for (size_t i = 0; i < s->n; i++) {
+		const cpol *c = &s->pols[i];
+		allowd_policy *p = calloc(1, sizeof(*p));
+		if (!p || !(p->pattern = strdup(s->arena + c->str)) ||
+		    !(p->pattern_norm = strdup(s->arena + c->str))) {
+			allowd_policy_free(p);
+			for (size_t k = 0; k < i; k++)
+				allowd_policy_free(v[k]);
+			free(v);
+			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		}
+		p->id = c->id;
+		p->pattern_type = (allowd_pattern_type)c->type;
+		p->is_trusted_sender = c->flags & CP_TRUSTED;
+		p->is_acceptable_sender = c->flags & CP_ACCEPTABLE;
+		p->is_exempt_recipient = c->flags & CP_EXEMPT;
+		p->verify_sender = c->flags & CP_VERIFY;
+		p->is_regex = c->flags & CP_REGEX;
+		v[i] = p;
+	}
+	*out = v;
+	*n = s->n;
+	return 0;
+}
+
+/* ---- collection ----------------------------------------------------- */
+
+static int shadowed(const eshadow *sh, int64_t id)
+{
+	size_t lo = 0, hi;
+
+	if (!sh || !sh->n)
+		return 0;
+	hi = sh->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (sh->ids[mid] == id)
+			return 1;
+		if (sh->ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+typedef struct ctx {
+	const allowd_snapshot *s;
+	const eshadow *shadow;
+	ematches *ms;
+	pcre2_match_data *md;
+	hs_scratch_t *scratch;
+} ctx;
+
+static _Thread_local hs_scratch_t *tls_scratch;
+
+/* Adds p if its flags fit the side: sender fields need a sender flag, recipients EXEMPT. */
+static void consider(ctx *c, uint32_t pol, allowd_field field, size_t index, const char *value)
+{
+	const cpol *p = &c->s->pols[pol];
+	uint8_t need = field == ALLOWD_FIELD_RECIPIENT ? CP_EXEMPT : CP_SENDER;
+
+	if (!(p->flags & need) || shadowed(c->shadow, p->id))
+		return;
+	ematches_add(c->ms, p->id, p->flags, field, index, value);
+}
+
+static void lookup(ctx *c, const htab *t, const char *key, allowd_field field, size_t index,
+		   const char *value)
+{
+	size_t i;
+
+	if (!key || !*key)
+		return;
+	i = hash_str(key) & t->mask;
+	while (t->slots[i]) {
+		uint32_t pol = t->slots[i] - 1;
+		if (strcmp(c->s->arena + c->s->pols[pol].str, key) == 0)
+			consider(c, pol, field, index, value);
+		i = (i + 1) & t->mask;
+	}
+}
+
+static int regex_confirm(ctx *c, const rentry *e, const char *subject, size_t len)
+{
+	int rc = pcre2_match(e->code, (PCRE2_SPTR)subject, len, 0, 0, c->md, c->s->mctx);
+	if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+	    rc == PCRE2_ERROR_HEAPLIMIT)
+		c->ms->regex_limit_hits++;
+	return rc >= 0;
+}
+
+typedef struct hs_hits {
+	uint32_t *v;
+	size_t n, cap;
+} hs_hits;
+
+static int on_hs_match(unsigned id, unsigned long long from, unsigned long long to,
+		       unsigned flags, void *arg)
+{
+	hs_hits *h = arg;
+	(void)from;
+	(void)to;
+	(void)flags;
+	if (h->n == h->cap) {
+		size_t ncap = h->cap ? h->cap * 2 : 64;
+		uint32_t *v = realloc(h->v, ncap * sizeof(*v));
+		if (!v)
+			return 1; /* stop scanning; candidates so far are still confirmed */
+		h->v = v;
+		h->cap = ncap;
+	}
+	h->v[h->n++] = id;
+	return 0;
+}
+
+/* Matches every regex of set `kind` against subject; adds confirmed matches. */
+static void regex_scan(ctx *c, int kind, const char *subject, allowd_field field, size_t index,
+		       const char *value)
+{
+	const rset *rs = &c->s->regex[kind];
+	size_t len;
+
+	if (!rs->n || !subject)
+		return;
+	len = strlen(subject);
+	if (!c->md && !(c->md = pcre2_match_data_create(1, NULL))) {
+		c->ms->oom = 1;
+		return;
+	}
+	for (size_t k = 0; k < rs->n_shards; k++) {
+		const rshard *sh = &rs->shards[k];
+		hs_hits hits = {0};
+		if (!sh->db)
+			continue;
+		if (hs_alloc_scratch(sh->db, &tls_scratch) != HS_SUCCESS) {
+			/* no scratch: confirm every member directly */
+			for (size_t i = 0; i < sh->n; i++)
+				if (regex_confirm(c, &rs->v[sh->members[i]], subject, len))
+					consider(c, rs->v[sh->members[i]].pol, field, index, value);
+			continue;
+		}
+		hs_scan(sh->db, subject, (unsigned)len, 0, tls_scratch, on_hs_match, &hits);
+		for (size_t i = 0; i < hits.n; i++) {
+			const rentry *e = &rs->v[sh->members[hits.v[i]]];
+			if (regex_confirm(c, e, subject, len))
+				consider(c, e->pol, field, index, value);
+		}
+		free(hits.v);
+	}
+	for (size_t i = 0; i < rs->n_direct; i++) {
+		const rentry *e = &rs->v[rs->direct[i]];
+		if (regex_confirm(c, e, subject, len))
+			consider(c, e->pol, field, index, value);
+	}
+}
+
+static void trie_lookup(ctx *c, const uint8_t *addr, const char *value)
+{
+	const allowd_snapshot *s = c->s;
+	int32_t cur = 0;
+
+	while (cur >= 0) {
+		const tnode *t = &s->trie[cur];
+		if (common_prefix(t->addr, addr, t->len) < t->len)
+			return;
+		for (int32_t pol = t->pol; pol >= 0;) {
+			consider(c, (uint32_t)pol, ALLOWD_FIELD_CLIENT_IP, 0, value);
+			pol = s->same_prefix[pol] == UINT32_MAX ? -1 : (int32_t)s->same_prefix[pol];
+		}
+		if (t->len == 128)
+			return;
+		cur = t->child[bit_at(addr, t->len)];
+	}
+}
+
+void engine_collect(const allowd_snapshot *s, const eprepared *p, const eshadow *shadow,
+		    ematches *ms)
+{
+	ctx c = {s, shadow, ms, NULL, NULL};
+
+	for (size_t i = 0; i < p->n_senders; i++) {
+		const eaddr *a = &p->senders[i];
+		allowd_field f = p->sender_field[i];
+		size_t idx = p->sender_index[i];
+		if (a->ok) {
+			lookup(&c, &s->emails, a->norm, f, idx, a->raw);
+			lookup(&c, &s->emails, a->sub, f, idx, a->raw);
+			lookup(&c, &s->domains, a->domain, f, idx, a->domain);
+			regex_scan(&c, RS_DOMAIN, a->domain, f, idx, a->domain);
+		}
+		regex_scan(&c, RS_EMAIL, a->ok ? a->norm : a->raw, f, idx, a->raw);
+	}
+	for (size_t i = 0; i < p->n_recipients; i++) {
+		const eaddr *a = &p->recipients[i];
+		if (a->ok) {
+			lookup(&c, &s->emails, a->norm, ALLOWD_FIELD_RECIPIENT, i, a->raw);
+			lookup(&c, &s->emails, a->sub, ALLOWD_FIELD_RECIPIENT, i, a->raw);
+			regex_scan(&c, RS_DOMAIN, a->domain, ALLOWD_FIELD_RECIPIENT, i, a->domain);
+		}
+		if (a->raw && *a->raw)
+			regex_scan(&c, RS_EMAIL, a->ok ? a->norm : a->raw, ALLOWD_FIELD_RECIPIENT, i,
+				   a->raw);
+	}
+	if (p->has_ip) {
+		trie_lookup(&c, p->ip, p->m->client_ip);
+		regex_scan(&c, RS_IP, p->ip_text, ALLOWD_FIELD_CLIENT_IP, 0, p->m->client_ip);
+	}
+	if (p->has_server)
+		regex_scan(&c, RS_DOMAIN, p->server, ALLOWD_FIELD_SERVER_NAME, 0, p->m->server_name);
+	pcre2_match_data_free(c.md);
+}
