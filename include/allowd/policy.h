@@ -20,6 +20,9 @@ typedef enum allowd_pattern_type {
 #define ALLOWD_PATTERN_MAX 1024  /* characters (Unicode scalar values) */
 #define ALLOWD_COMMENTS_MAX 1024 /* characters */
 #define ALLOWD_POLICY_ID_MAX INT32_MAX
+#define ALLOWD_REGEX_MATCH_LIMIT 100000 /* PCRE2 match limit per regex and subject */
+#define ALLOWD_REGEX_DEPTH_LIMIT 1000
+#define ALLOWD_REGEX_PROBE_LEN 256     /* probe subjects: the longest valid address, rounded up */
 
 typedef struct allowd_policy {
 	int64_t id;          /* 0 until stored */

@@ -52,8 +52,8 @@ void allowd_engine_options_init(allowd_engine_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->subaddress_delimiter = '+';
-	o->regex_match_limit = 100000;
-	o->regex_depth_limit = 1000;
+	o->regex_match_limit = ALLOWD_REGEX_MATCH_LIMIT;
+	o->regex_depth_limit = ALLOWD_REGEX_DEPTH_LIMIT;
 	o->use_prefilter = 1;
 }
 

@@ -776,6 +776,93 @@ static int ip_pattern(char **out, const char *pattern)
  * (plus \u{h...}).  Compile cost is bounded by PCRE2 itself: at most
  * ALLOWD_PATTERN_MAX characters in, "regular expression is too large" out.
  */
+/*
+ * Regex cost.  The engine matches every regex anchored at both ends with
+ * PCRE2's match limit (ALLOWD_REGEX_MATCH_LIMIT) per subject, and subjects
+ * are at most ALLOWD_REGEX_PROBE_LEN bytes.  A regex that already exhausts
+ * that budget on one of a few adversarial subjects of that length -- runs of
+ * one character, with and without a non-matching tail -- would be abandoned
+ * (never match) on real mail, so it is rejected here, where the client can
+ * still fix it: (a+)+$ and .*.*=.* are the classic cases.
+ */
+static int regex_cost_probe(const char *pattern)
+{
+	enum { MAX_SEEDS = 12, MAX_TAILS = 11 };
+	static const char extra[] = "a0.@-_";
+	char seeds[40], subject[ALLOWD_REGEX_PROBE_LEN + 4], tail_buf[40][3];
+	const char *tails[MAX_TAILS + 3];
+	size_t n_tails;
+	pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
+	pcre2_match_context *mc = pcre2_match_context_create(NULL);
+	pcre2_match_data *md = NULL;
+	pcre2_code *code = NULL;
+	size_t n_seeds = 0;
+	int errcode, rc = 0;
+	PCRE2_SIZE off;
+
+	if (!cc || !mc)
+		goto oom;
+	pcre2_set_compile_extra_options(cc, PCRE2_EXTRA_ALT_BSUX);
+	code = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+	                     PCRE2_UTF | PCRE2_CASELESS | PCRE2_ALT_BSUX | PCRE2_ANCHORED |
+	                             PCRE2_ENDANCHORED,
+	                     &errcode, &off, cc);
+	if (!code || !(md = pcre2_match_data_create_from_pattern(code, NULL)))
+		goto oom;
+	pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+	pcre2_set_match_limit(mc, ALLOWD_REGEX_MATCH_LIMIT);
+	pcre2_set_depth_limit(mc, ALLOWD_REGEX_DEPTH_LIMIT);
+	/* the pattern's own literal characters, then a few common ones */
+	for (const char *p = pattern; *p && n_seeds < MAX_SEEDS - 2; p++)
+		if (((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '=') &&
+		    !memchr(seeds, *p, n_seeds))
+			seeds[n_seeds++] = *p;
+	for (const char *p = extra; *p && n_seeds < MAX_SEEDS; p++)
+		if (!memchr(seeds, *p, n_seeds))
+			seeds[n_seeds++] = *p;
+	/*
+	 * Tails: none; a byte nothing matches; a newline (which '.' refuses);
+	 * and each literal followed by a newline, which defeats PCRE2's
+	 * required-character shortcut and forces the full backtracking search.
+	 */
+	n_tails = 0;
+	tails[n_tails++] = "";
+	tails[n_tails++] = "\x01";
+	tails[n_tails++] = "\n";
+	for (size_t i = 0; i < n_seeds && n_tails < MAX_TAILS; i++) {
+		tail_buf[i][0] = seeds[i];
+		tail_buf[i][1] = '\n';
+		tail_buf[i][2] = '\0';
+		tails[n_tails++] = tail_buf[i];
+	}
+	for (size_t i = 0; i < n_seeds && i < MAX_SEEDS && !rc; i++) {
+		for (size_t t = 0; t < n_tails && !rc; t++) {
+			size_t len = ALLOWD_REGEX_PROBE_LEN, tl = strlen(tails[t]);
+			int m;
+			memset(subject, seeds[i], len);
+			memcpy(subject + len, tails[t], tl);
+			len += tl;
+			m = pcre2_match(code, (PCRE2_SPTR)subject, len, 0, 0, md, mc);
+			if (m == PCRE2_ERROR_MATCHLIMIT || m == PCRE2_ERROR_DEPTHLIMIT ||
+			    m == PCRE2_ERROR_HEAPLIMIT)
+				rc = invalid("regular expression is too costly to match: it "
+				             "backtracks catastrophically on %d repeated '%c' "
+				             "characters; avoid nested or adjacent unbounded "
+				             "quantifiers such as (a+)+ or .*.*",
+				             ALLOWD_REGEX_PROBE_LEN, seeds[i]);
+		}
+	}
+	goto done;
+oom:
+	rc = out_of_memory();
+done:
+	pcre2_match_data_free(md);
+	pcre2_code_free(code);
+	pcre2_match_context_free(mc);
+	pcre2_compile_context_free(cc);
+	return rc;
+}
+
 static int regex_pattern(char **out, const char *pattern)
 {
 	pcre2_compile_context *ctx = NULL;
@@ -801,6 +888,8 @@ static int regex_pattern(char **out, const char *pattern)
 		             chars >= 0 ? chars : (long)offset, (const char *)msg);
 		goto done;
 	}
+	if ((rc = regex_cost_probe(pattern)))
+		goto done;
 	*out = strdup(pattern);
 	if (!*out)
 		rc = out_of_memory();

@@ -1062,6 +1062,30 @@ static void regex_flag_skips_the_type_rules(void **state)
 	expect_ok(EMAIL, true, "no-at-sign", "no-at-sign");
 }
 
+/* Regexes whose backtracking explodes on long subjects are refused at write time. */
+static void regex_with_unbounded_cost_is_rejected(void **state)
+{
+	static const char *const costly[] = {"(a+)+$", "(x+x+)+y", "(a*)*b", "(\\w+\\s?)*$",
+					     "(.*a){12}"};
+	static const char *const fine[] = {".*@example\\.com", "(.+\\.)?example\\.com",
+					   "[a-z0-9._%+-]+@[a-z0-9.-]+\\.[a-z]{2,}",
+					   "192\\.0\\.2\\.[0-9]+", "^user[0-9]*@corp\\.example$",
+					   /* quadratic: bounded by the match limit at run time */
+					   ".*.*=.*", "(.*)@(.*)\\.(.*)"};
+	char *out = NULL;
+	(void)state;
+	for (size_t i = 0; i < sizeof(costly) / sizeof(costly[0]); i++) {
+		assert_int_equal(allowd_pattern_regex(&out, costly[i]), ALLOWD_EINVALID);
+		assert_null(out);
+		assert_non_null(strstr(allowd_error_last()->message, "too costly"));
+		assert_string_equal(allowd_error_last()->pointer, "/pattern");
+	}
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		assert_int_equal(allowd_pattern_regex(&out, fine[i]), 0);
+		free(out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1118,6 +1142,7 @@ int main(void)
 	    cmocka_unit_test(regex_accepts_java_syntax),
 	    cmocka_unit_test(regex_reports_syntax_errors_with_offset),
 	    cmocka_unit_test(regex_flag_skips_the_type_rules),
+	    cmocka_unit_test(regex_with_unbounded_cost_is_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
