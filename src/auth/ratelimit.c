@@ -13,13 +13,13 @@
 
 #define SHARDS 16
 #define BUCKETS_PER_SHARD 1024
-#define KEY_MAX 128
+#define KEY_MAX 512 /* longer keys are cut: no credential key comes close */
 
 typedef struct entry {
 	struct entry *next;
 	int64_t window_start;
 	int64_t count;
-	char key[KEY_MAX];
+	char key[]; /* the whole key, compared in full */
 } entry;
 
 typedef struct shard {
@@ -107,20 +107,21 @@ void allowd_ratelimit_hit(allowd_ratelimit *r, const char *key, int64_t now, boo
 	if (!allowd_ratelimit_enabled(r))
 		return;
 	out->limit = r->limit;
-	crypto_shorthash(h, (const unsigned char *)key, strlen(key), r->hash_key);
+	crypto_shorthash(h, (const unsigned char *)key, strnlen(key, KEY_MAX), r->hash_key);
 	memcpy(&hv, h, sizeof(hv));
 	sh = &r->shards[hv % SHARDS];
 	b = (size_t)((hv / SHARDS) % BUCKETS_PER_SHARD);
 
 	pthread_mutex_lock(&sh->lock);
 	for (e = sh->buckets[b]; e; e = e->next)
-		if (strncmp(e->key, key, KEY_MAX - 1) == 0)
+		if (strncmp(e->key, key, KEY_MAX) == 0)
 			break;
 	if (!e && count) {
+		size_t klen = strnlen(key, KEY_MAX);
 		if (sh->live >= r->max_per_shard)
 			sweep(r, sh, now);
-		if (sh->live < r->max_per_shard && (e = calloc(1, sizeof(*e)))) {
-			strncpy(e->key, key, KEY_MAX - 1);
+		if (sh->live < r->max_per_shard && (e = calloc(1, sizeof(*e) + klen + 1))) {
+			memcpy(e->key, key, klen);
 			e->window_start = now;
 			e->next = sh->buckets[b];
 			sh->buckets[b] = e;

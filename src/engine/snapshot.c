@@ -69,6 +69,8 @@ typedef struct rset {
 
 enum { RS_EMAIL, RS_DOMAIN, RS_IP, RS_COUNT };
 
+static atomic_uint_fast64_t snapshot_serial;
+
 struct allowd_snapshot {
 	atomic_int refs;
 	allowd_engine_options opts;
@@ -83,6 +85,7 @@ struct allowd_snapshot {
 	rset regex[RS_COUNT];
 	pcre2_match_context *mctx;
 	size_t memory;
+	uint64_t serial; /* unique per snapshot in this process */
 };
 
 /* ---- hashing -------------------------------------------------------- */
@@ -343,6 +346,7 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 	if (!s)
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	atomic_init(&s->refs, 1);
+	s->serial = atomic_fetch_add(&snapshot_serial, 1) + 1;
 	if (opts)
 		s->opts = *opts;
 	else
@@ -526,7 +530,27 @@ typedef struct ctx {
 	hs_scratch_t *scratch;
 } ctx;
 
+/*
+ * Hyperscan needs a scratch area per scanning thread, big enough for every
+ * database it scans.  Each thread keeps one and grows it once per snapshot
+ * (identified by a process-wide serial, since addresses are reused).
+ */
 static _Thread_local hs_scratch_t *tls_scratch;
+static _Thread_local uint64_t tls_scratch_serial;
+
+/* Makes this thread's scratch fit every database of s; 0 or -1. */
+static int scratch_for(const allowd_snapshot *s)
+{
+	if (tls_scratch && tls_scratch_serial == s->serial)
+		return 0;
+	for (int t = 0; t < RS_COUNT; t++)
+		for (size_t k = 0; k < s->regex[t].n_shards; k++)
+			if (s->regex[t].shards[k].db &&
+			    hs_alloc_scratch(s->regex[t].shards[k].db, &tls_scratch) != HS_SUCCESS)
+				return -1;
+	tls_scratch_serial = s->serial;
+	return 0;
+}
 
 /* Adds p if its flags fit the side: sender fields need a sender flag, recipients EXEMPT. */
 static void consider(ctx *c, uint32_t pol, allowd_field field, size_t index, const char *value)
@@ -607,7 +631,7 @@ static void regex_scan(ctx *c, int kind, const char *subject, allowd_field field
 		hs_hits hits = {0};
 		if (!sh->db)
 			continue;
-		if (hs_alloc_scratch(sh->db, &tls_scratch) != HS_SUCCESS) {
+		if (scratch_for(c->s)) {
 			/* no scratch: confirm every member directly */
 			for (size_t i = 0; i < sh->n; i++)
 				if (regex_confirm(c, &rs->v[sh->members[i]], subject, len))

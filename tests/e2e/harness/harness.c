@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -227,16 +228,18 @@ static void print_log_tail(e2e_server *s, const char *why)
 	fprintf(stderr, "---- end of allowd log ----\n");
 }
 
+/* What an ASan, LSan, UBSan or TSan report contains. */
+static const char *const sanitizer_marks[] = {
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "WARNING: ThreadSanitizer",
+    "ERROR: UndefinedBehaviorSanitizer",
+};
+
 /* True when the log holds an ASan, LSan, UBSan or TSan report. */
 static bool log_has_sanitizer_report(const e2e_server *s)
 {
-	static const char *const marks[] = {
-	    "ERROR: AddressSanitizer",
-	    "ERROR: LeakSanitizer",
-	    "runtime error:",
-	    "WARNING: ThreadSanitizer",
-	    "ERROR: UndefinedBehaviorSanitizer",
-	};
 	FILE *f = fopen(s->log_path, "r");
 	if (!f)
 		return false;
@@ -244,8 +247,8 @@ static bool log_has_sanitizer_report(const e2e_server *s)
 	char *line = NULL;
 	size_t cap = 0;
 	while (!found && getline(&line, &cap, f) >= 0) {
-		for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++)
-			if (strstr(line, marks[i]))
+		for (size_t i = 0; i < sizeof(sanitizer_marks) / sizeof(sanitizer_marks[0]); i++)
+			if (strstr(line, sanitizer_marks[i]))
 				found = true;
 	}
 	free(line);
@@ -1320,4 +1323,156 @@ json_t *e2e_create_many_at(e2e_server *s, const char *prefix, int n, const char 
 		json_array_extend(created, made);
 	}
 	return created;
+}
+
+/* ---- allowctl, files, times ------------------------------------------- */
+
+char *e2e_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, n = 0;
+	char *buf = xmalloc(cap);
+	for (;;) {
+		if (cap - n < 4096) {
+			char *b = realloc(buf, cap * 2);
+			if (!b) {
+				fprintf(stderr, "e2e harness: out of memory\n");
+				abort();
+			}
+			buf = b;
+			cap *= 2;
+		}
+		size_t got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	bool failed = ferror(f) != 0;
+	fclose(f);
+	if (failed) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	if (len)
+		*len = n;
+	return own(free, buf);
+}
+
+char *e2e_rfc3339(long long offset_s)
+{
+	time_t t = time(NULL) + (time_t)offset_s;
+	struct tm tm;
+	char buf[32];
+	if (!gmtime_r(&t, &tm) || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		E2E_FAIL("cannot format the time %lld seconds from now", offset_s);
+	return e2e_strf("%s", buf);
+}
+
+/* A temp file under the server's directory for one of allowctl's outputs. */
+static int ctl_output_file(e2e_server *s, const char *what, char **path)
+{
+	*path = xasprintf("%s/allowctl-%s-XXXXXX", s->tmp_dir, what);
+	int fd = mkostemp(*path, O_CLOEXEC);
+	if (fd < 0)
+		E2E_FAIL("mkostemp %s: %s", *path, strerror(errno));
+	return fd;
+}
+
+int e2e_allowctl(e2e_server *s, json_t **out, char **err, const char *const *args)
+{
+	const char *bin = getenv("ALLOWCTL_BIN");
+	if (!bin || !*bin)
+		E2E_FAIL("ALLOWCTL_BIN is not set");
+
+	size_t nargs = 0;
+	while (args && args[nargs])
+		nargs++;
+	char **argv = xcalloc(nargs + 5, sizeof(*argv));
+	size_t a = 0;
+	argv[a++] = xstrdup(bin);
+	argv[a++] = xstrdup("--data-dir");
+	argv[a++] = xstrdup(s->data_dir);
+	argv[a++] = xstrdup("--json");
+	for (size_t i = 0; i < nargs; i++)
+		argv[a++] = xstrdup(args[i]);
+	argv[a] = NULL;
+
+	/* As for the server: the test's own ALLOWD_* settings stay out. */
+	size_t nenv = 0;
+	while (environ[nenv])
+		nenv++;
+	char **envp = xcalloc(nenv + 1, sizeof(*envp));
+	size_t e = 0;
+	for (size_t i = 0; i < nenv; i++)
+		if (strncmp(environ[i], "ALLOWD_", 7) != 0)
+			envp[e++] = environ[i];
+	envp[e] = NULL;
+
+	char *out_path, *err_path;
+	int out_fd = ctl_output_file(s, "out", &out_path);
+	int err_fd = ctl_output_file(s, "err", &err_path);
+	int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null_fd < 0)
+		E2E_FAIL("open /dev/null: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		E2E_FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		/* Async-signal-safe calls only from here to exec. */
+		dup2(null_fd, 0);
+		dup2(out_fd, 1);
+		dup2(err_fd, 2);
+		execve(bin, argv, envp);
+		_exit(127);
+	}
+	close(out_fd);
+	close(err_fd);
+	close(null_fd);
+	for (size_t i = 0; argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+	free(envp);
+
+	int status = 0;
+	if (wait_exit(pid, STOP_TIMEOUT_MS, &status) != 0) {
+		kill(pid, SIGKILL);
+		wait_exit(pid, STOP_TIMEOUT_MS, &status);
+		E2E_FAIL("allowctl did not finish within %d ms", STOP_TIMEOUT_MS);
+	}
+	char *out_text = e2e_read_file(out_path, NULL);
+	char *err_text = e2e_read_file(err_path, NULL);
+	unlink(out_path);
+	unlink(err_path);
+	free(out_path);
+	free(err_path);
+	if (!out_text || !err_text)
+		E2E_FAIL("cannot read allowctl's output");
+	for (size_t i = 0; i < sizeof(sanitizer_marks) / sizeof(sanitizer_marks[0]); i++)
+		if (strstr(err_text, sanitizer_marks[i]))
+			E2E_FAIL("allowctl reported a sanitizer error:\n%s", err_text);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && access(bin, X_OK) != 0)
+		E2E_FAIL("cannot run allowctl %s", bin);
+	if (out)
+		*out = e2e_keep(json_loads(out_text, JSON_REJECT_DUPLICATES, NULL));
+	if (err)
+		*err = err_text;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+json_t *e2e_allowctl_ok_at(e2e_server *s, const char *file, int line, const char *const *args)
+{
+	json_t *out = NULL;
+	char *err = NULL;
+	int rc = e2e_allowctl(s, &out, &err, args);
+	char *cmd = e2e_strf("allowctl");
+	for (size_t i = 0; args && args[i]; i++)
+		cmd = e2e_strf("%s %s", cmd, args[i]);
+	if (rc != 0)
+		e2e_fail_at(file, line, "%s: exit status %d, expected 0: %s", cmd, rc, err);
+	if (!out)
+		e2e_fail_at(file, line, "%s: stdout is not JSON", cmd);
+	return out;
 }

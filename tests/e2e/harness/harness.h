@@ -118,6 +118,31 @@ void e2e_server_read_credentials(e2e_server *s);
 #define E2E_CASE(name)      cmocka_unit_test_setup_teardown(name, e2e_setup, e2e_teardown)
 #define E2E_CASE_BARE(name) cmocka_unit_test_setup_teardown(name, e2e_setup_bare, e2e_teardown)
 
+/* ---- allowctl, files, times ------------------------------------------ */
+
+/*
+ * Runs `$ALLOWCTL_BIN --data-dir <s->data_dir> --json ARGS...` (args
+ * NULL-terminated; the server may be running) and waits for it.  Returns
+ * its exit status, or -1 when it did not exit normally.  *out (when not
+ * NULL) gets its stdout parsed as JSON, NULL when that is not JSON; *err
+ * (when not NULL) its stderr.  Both are test-owned.  Fails the test when
+ * allowctl cannot be run or reports a sanitizer error.
+ */
+int e2e_allowctl(e2e_server *s, json_t **out, char **err, const char *const *args);
+/* The same, asserting exit status 0 and a JSON stdout; returns it (borrowed). */
+json_t *e2e_allowctl_ok_at(e2e_server *s, const char *file, int line, const char *const *args);
+#define E2E_CTL(s, ...)                                                                            \
+	e2e_allowctl_ok_at((s), __FILE__, __LINE__, (const char *const[]){__VA_ARGS__, NULL})
+
+/*
+ * A file's bytes, NUL-terminated and test-owned, with *len its size (len
+ * may be NULL); NULL when it cannot be read.
+ */
+char *e2e_read_file(const char *path, size_t *len);
+
+/* An RFC 3339 UTC time `offset_s` seconds from now ("2030-01-02T03:04:05Z"), test-owned. */
+char *e2e_rfc3339(long long offset_s);
+
 /* ---- HTTP ------------------------------------------------------------ */
 
 e2e_client *e2e_client_new(void);

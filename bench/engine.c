@@ -1,0 +1,244 @@
+/*
+ * engine.c - the engine benchmark: the indexed engine against the naive
+ * reference evaluator (a linear scan over every policy), in one run, on
+ * one core.  Prints figures and ratios; it asserts nothing.
+ *
+ *   bench_engine [N_EXACT] [N_REGEX]      (defaults 1000000 and 10000)
+ */
+#include "allowd/engine.h"
+#include "allowd/clock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static allowd_policy *mk(int64_t id, allowd_pattern_type t, int regex, const char *pattern,
+			 int flags)
+{
+	allowd_policy *p = calloc(1, sizeof(*p));
+	p->id = id;
+	p->pattern_type = t;
+	p->is_regex = regex;
+	p->pattern = strdup(pattern);
+	p->pattern_norm = strdup(pattern);
+	p->is_trusted_sender = flags % 3 == 0;
+	p->is_acceptable_sender = flags % 3 != 0;
+	p->is_exempt_recipient = t == ALLOWD_PATTERN_EMAIL && flags % 5 == 0;
+	p->verify_sender = flags % 2 == 0;
+	return p;
+}
+
+static uint64_t rng = 88172645463325252ULL;
+static uint64_t next(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* Exact EMAIL, DOMAIN and IP policies, a third each. */
+static allowd_policy **exact_policies(size_t n)
+{
+	allowd_policy **v = malloc(n * sizeof(*v));
+	char buf[128];
+	for (size_t i = 0; i < n; i++) {
+		switch (i % 3) {
+		case 0:
+			snprintf(buf, sizeof(buf), "user%zu@d%zu.example", i, i % 5000);
+			v[i] = mk((int64_t)i + 1, ALLOWD_PATTERN_EMAIL, 0, buf, (int)i);
+			break;
+		case 1:
+			snprintf(buf, sizeof(buf), "d%zu.example", i);
+			v[i] = mk((int64_t)i + 1, ALLOWD_PATTERN_DOMAIN, 0, buf, (int)i);
+			break;
+		default:
+			if (i % 9 == 2)
+				snprintf(buf, sizeof(buf), "%u.%u.%u.0/24", 11 + (unsigned)(i % 80),
+					 (unsigned)((i / 80) % 256), (unsigned)((i / 20480) % 256));
+			else
+				snprintf(buf, sizeof(buf), "%u.%u.%u.%u", 101 + (unsigned)(i % 20),
+					 (unsigned)((i / 20) % 256), (unsigned)((i / 5120) % 256),
+					 (unsigned)(i % 251));
+			v[i] = mk((int64_t)i + 1, ALLOWD_PATTERN_IP, 0, buf, (int)i);
+		}
+	}
+	return v;
+}
+
+static allowd_policy **regex_policies(size_t n, int64_t first_id)
+{
+	allowd_policy **v = malloc(n * sizeof(*v));
+	char buf[160];
+	for (size_t i = 0; i < n; i++) {
+		switch (i % 4) {
+		case 0:
+			snprintf(buf, sizeof(buf), ".*@(mail|mx)%zu\\.example\\.org", i);
+			v[i] = mk(first_id + (int64_t)i, ALLOWD_PATTERN_EMAIL, 1, buf, (int)i);
+			break;
+		case 1:
+			snprintf(buf, sizeof(buf), "(.+\\.)?r%zu\\.example\\.net", i);
+			v[i] = mk(first_id + (int64_t)i, ALLOWD_PATTERN_DOMAIN, 1, buf, (int)i);
+			break;
+		case 2:
+			snprintf(buf, sizeof(buf), "bounce-[0-9]+-%zu@lists\\.example\\.com", i);
+			v[i] = mk(first_id + (int64_t)i, ALLOWD_PATTERN_EMAIL, 1, buf, (int)i);
+			break;
+		default:
+			snprintf(buf, sizeof(buf), "203\\.%zu\\.%zu\\.[0-9]+", i % 256, (i / 256) % 256);
+			v[i] = mk(first_id + (int64_t)i, ALLOWD_PATTERN_IP, 1, buf, (int)i);
+		}
+	}
+	return v;
+}
+
+typedef struct msgbuf {
+	char ef[128], hf[128], rcpt[128], ip[64], helo[128];
+	const char *rcpts[1];
+	allowd_message m;
+} msgbuf;
+
+static void make_message(msgbuf *b, size_t n_exact, size_t n_regex)
+{
+	uint64_t r = next();
+	size_t i = n_exact ? (size_t)(r % n_exact) : 0;
+	memset(&b->m, 0, sizeof(b->m));
+	if (r & 1) /* a hit in the exact set */
+		snprintf(b->ef, sizeof(b->ef), "user%zu@d%zu.example", i - i % 3, (i - i % 3) % 5000);
+	else if (n_regex && (r & 2))
+		snprintf(b->ef, sizeof(b->ef), "bounce-%zu-%zu@lists.example.com", (size_t)(r % 999),
+			 (size_t)(r >> 20) % n_regex);
+	else
+		snprintf(b->ef, sizeof(b->ef), "nobody%zu@unknown%zu.example", i, i % 77);
+	snprintf(b->hf, sizeof(b->hf), "news@d%zu.example", (size_t)(r >> 8) % (n_exact + 1));
+	snprintf(b->rcpt, sizeof(b->rcpt), "staff%zu@corp.example", (size_t)(r >> 16) % 100);
+	snprintf(b->ip, sizeof(b->ip), "%u.%u.%u.%u", 101 + (unsigned)((r >> 24) % 20),
+		 (unsigned)((r >> 32) % 256), (unsigned)((r >> 40) % 256),
+		 (unsigned)((r >> 48) % 251));
+	snprintf(b->helo, sizeof(b->helo), "mx%zu.r%zu.example.net", (size_t)(r % 7),
+		 n_regex ? (size_t)(r >> 12) % n_regex : 0);
+	b->rcpts[0] = b->rcpt;
+	b->m.envelope_from = b->ef;
+	b->m.header_from = b->hf;
+	b->m.recipients = b->rcpts;
+	b->m.n_recipients = 1;
+	b->m.client_ip = b->ip;
+	b->m.server_name = b->helo;
+	b->m.auth.spf.result = ALLOWD_AUTH_PASS;
+	snprintf(b->m.auth.spf.domain, sizeof(b->m.auth.spf.domain), "%s", strchr(b->ef, '@') + 1);
+}
+
+#define N_MESSAGES 4096
+static msgbuf messages[N_MESSAGES];
+
+/* Evaluations per second over `seconds` with the indexed engine or the reference. */
+static double rate(const allowd_snapshot *s, allowd_policy **pols, size_t n, size_t n_exact,
+		   size_t n_regex, double seconds, size_t *matches)
+{
+	allowd_engine_options o;
+	int64_t t0, t;
+	size_t count = 0;
+
+	allowd_engine_options_init(&o);
+	for (size_t i = 0; i < N_MESSAGES; i++) {
+		make_message(&messages[i], n_exact, n_regex);
+		messages[i].rcpts[0] = messages[i].rcpt;
+		messages[i].m.recipients = messages[i].rcpts;
+	}
+	*matches = 0;
+	t0 = allowd_monotonic_us();
+	do {
+		for (int k = 0; k < 64; k++) {
+			allowd_decision d;
+			msgbuf b = messages[count % N_MESSAGES];
+			b.m.envelope_from = b.ef;
+			b.m.header_from = b.hf;
+			b.rcpts[0] = b.rcpt;
+			b.m.recipients = b.rcpts;
+			b.m.client_ip = b.ip;
+			b.m.server_name = b.helo;
+			if (s)
+				allowd_evaluate(s, &b.m, &d);
+			else
+				allowd_evaluate_reference(pols, n, &o, &b.m, &d);
+			*matches += d.n_matches;
+			allowd_decision_clear(&d);
+			count++;
+			if (!s && k == 3)
+				break; /* the reference is slow: check the clock often */
+		}
+		t = allowd_monotonic_us();
+	} while (t - t0 < (int64_t)(seconds * 1e6));
+	return (double)count / ((double)(t - t0) / 1e6);
+}
+
+static double build(allowd_snapshot **out, allowd_policy **v, size_t n, int prefilter)
+{
+	allowd_engine_options o;
+	int64_t t0 = allowd_monotonic_us();
+	allowd_engine_options_init(&o);
+	o.use_prefilter = prefilter;
+	if (allowd_snapshot_build(out, v, n, &o)) {
+		fprintf(stderr, "build failed\n");
+		exit(1);
+	}
+	return (double)(allowd_monotonic_us() - t0) / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+	size_t n_exact = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
+	size_t n_regex = argc > 2 ? strtoul(argv[2], NULL, 10) : 10000;
+	allowd_snapshot *s = NULL;
+	allowd_policy **exact = exact_policies(n_exact), **regex = regex_policies(n_regex, 1);
+	size_t m1, m2;
+	double secs, fast, naive;
+
+	if (argc > 3 && strcmp(argv[3], "fast-regex") == 0) {
+		build(&s, regex, n_regex, 1);
+		printf("%.0f evaluations/s\n", rate(s, regex, n_regex, 0, n_regex, 5.0, &m1));
+		return 0;
+	}
+	if (argc > 3 && strcmp(argv[3], "fast-exact") == 0) {
+		build(&s, exact, n_exact, 1);
+		printf("%.0f evaluations/s\n", rate(s, exact, n_exact, n_exact, 0, 5.0, &m1));
+		return 0;
+	}
+	printf("== exact policies: %zu (EMAIL/DOMAIN/IP, a third each), one core ==\n", n_exact);
+	secs = build(&s, exact, n_exact, 1);
+	printf("snapshot build        %8.3f s        (target <= 2 s: %s)\n", secs,
+	       secs <= 2.0 ? "PASS" : "MISS");
+	printf("memory per policy     %8.1f bytes    (target <= 256: %s)\n",
+	       (double)allowd_snapshot_memory(s) / (double)n_exact,
+	       (double)allowd_snapshot_memory(s) / (double)n_exact <= 256 ? "PASS" : "MISS");
+	fast = rate(s, exact, n_exact, n_exact, 0, 3.0, &m1);
+	naive = rate(NULL, exact, n_exact, n_exact, 0, 3.0, &m2);
+	printf("indexed engine        %10.0f evaluations/s (target >= 1,000,000: %s)\n", fast,
+	       fast >= 1e6 ? "PASS" : "MISS");
+	printf("naive reference loop  %10.1f evaluations/s\n", naive);
+	printf("ratio                 %10.0fx\n", fast / naive);
+	allowd_snapshot_unref(s);
+
+	printf("\n== regex policies: %zu (EMAIL, DOMAIN and IP regexes), one core ==\n", n_regex);
+	secs = build(&s, regex, n_regex, 1);
+	printf("snapshot build (Hyperscan)  %8.3f s\n", secs);
+	fast = rate(s, regex, n_regex, 0, n_regex, 3.0, &m1);
+	naive = rate(NULL, regex, n_regex, 0, n_regex, 3.0, &m2);
+	printf("indexed engine        %10.0f evaluations/s\n", fast);
+	printf("naive PCRE2 loop      %10.1f evaluations/s\n", naive);
+	printf("ratio                 %10.0fx   (target >= 100x: %s)\n", fast / naive,
+	       fast / naive >= 100 ? "PASS" : "MISS");
+	allowd_snapshot_unref(s);
+	secs = build(&s, regex, n_regex, 0);
+	fast = rate(s, regex, n_regex, 0, n_regex, 2.0, &m1);
+	printf("without the prefilter %10.0f evaluations/s (PCRE2-JIT on every regex)\n", fast);
+	allowd_snapshot_unref(s);
+
+	for (size_t i = 0; i < n_exact; i++)
+		allowd_policy_free(exact[i]);
+	for (size_t i = 0; i < n_regex; i++)
+		allowd_policy_free(regex[i]);
+	free(exact);
+	free(regex);
+	return 0;
+}
