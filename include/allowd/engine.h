@@ -149,6 +149,7 @@ typedef struct allowd_decision {
 	allowd_match *matches;
 	size_t n_matches;
 	int regex_limit_hits; /* regex matches abandoned at the match limit */
+	void *storage; /* private: when set, one block holds all of the above */
 } allowd_decision;
 
 void allowd_decision_clear(allowd_decision *d);

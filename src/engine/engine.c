@@ -61,10 +61,14 @@ void allowd_decision_clear(allowd_decision *d)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < d->n_matches; i++)
-		free(d->matches[i].value);
-	free(d->matches);
-	free(d->recipients);
+	if (d->storage) {
+		free(d->storage);
+	} else {
+		for (size_t i = 0; i < d->n_matches; i++)
+			free(d->matches[i].value);
+		free(d->matches);
+		free(d->recipients);
+	}
 	memset(d, 0, sizeof(*d));
 }
 
@@ -167,15 +171,23 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim)
 	size_t n = 2 + m->n_reply_to, k = 0;
 	uint8_t ip[16];
 
-	memset(p, 0, sizeof(*p));
+	/* no memset: the inline arrays are large and written before they are read */
 	p->m = m;
 	p->dispositions = m->dispositions ? m->dispositions : ALLOWD_DISP_VERDICTS;
-	p->senders = malloc(n * sizeof(*p->senders));
-	p->sender_field = malloc(n * sizeof(*p->sender_field));
-	p->sender_index = malloc(n * sizeof(*p->sender_index));
-	p->recipients = m->n_recipients ? malloc(m->n_recipients * sizeof(*p->recipients)) : NULL;
-	if (!p->senders || !p->sender_field || !p->sender_index ||
-	    (m->n_recipients && !p->recipients)) {
+	p->n_senders = p->n_recipients = 0;
+	p->has_ip = p->has_server = 0;
+	if (n <= 4) {
+		p->senders = p->inline_senders;
+		p->sender_field = p->inline_field;
+		p->sender_index = p->inline_index;
+	} else {
+		p->senders = malloc(n * sizeof(*p->senders));
+		p->sender_field = malloc(n * sizeof(*p->sender_field));
+		p->sender_index = malloc(n * sizeof(*p->sender_index));
+	}
+	p->recipients = m->n_recipients <= 4 ? p->inline_recipients
+					     : malloc(m->n_recipients * sizeof(*p->recipients));
+	if (!p->senders || !p->sender_field || !p->sender_index || !p->recipients) {
 		engine_prepared_free(p);
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	}
@@ -217,11 +229,18 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim)
 
 void engine_prepared_free(eprepared *p)
 {
-	free(p->senders);
-	free(p->sender_field);
-	free(p->sender_index);
-	free(p->recipients);
-	memset(p, 0, sizeof(*p));
+	if (p->senders != p->inline_senders)
+		free(p->senders);
+	if (p->sender_field != p->inline_field)
+		free(p->sender_field);
+	if (p->sender_index != p->inline_index)
+		free(p->sender_index);
+	if (p->recipients != p->inline_recipients)
+		free(p->recipients);
+	p->senders = NULL;
+	p->sender_field = NULL;
+	p->sender_index = NULL;
+	p->recipients = NULL;
 }
 
 /* ---- the match vector ----------------------------------------------- */
@@ -229,23 +248,39 @@ void engine_prepared_free(eprepared *p)
 void ematches_add(ematches *ms, int64_t id, uint8_t flags, allowd_field field, size_t index,
 		  const char *value)
 {
+	if (!ms->v) {
+		ms->v = ms->inline_v;
+		ms->cap = sizeof(ms->inline_v) / sizeof(ms->inline_v[0]);
+	}
 	if (ms->n == ms->cap) {
-		size_t ncap = ms->cap ? ms->cap * 2 : 16;
-		ematch *v = realloc(ms->v, ncap * sizeof(*v));
+		size_t ncap = ms->cap * 2;
+		ematch *v = ms->v == ms->inline_v ? malloc(ncap * sizeof(*v))
+						  : realloc(ms->v, ncap * sizeof(*v));
 		if (!v) {
 			ms->oom = 1;
 			return;
 		}
+		if (ms->v == ms->inline_v)
+			memcpy(v, ms->inline_v, ms->n * sizeof(*v));
 		ms->v = v;
 		ms->cap = ncap;
 	}
 	ms->v[ms->n++] = (ematch){id, flags, field, index, value};
 }
 
+void ematches_init(ematches *ms)
+{
+	ms->v = NULL;
+	ms->n = ms->cap = 0;
+	ms->regex_limit_hits = ms->oom = 0;
+}
+
 void ematches_free(ematches *ms)
 {
-	free(ms->v);
-	memset(ms, 0, sizeof(*ms));
+	if (ms->v != ms->inline_v)
+		free(ms->v);
+	ms->v = NULL;
+	ms->n = ms->cap = 0;
 }
 
 static int match_cmp(const void *a, const void *b)
@@ -335,9 +370,10 @@ static const char *verify(const eprepared *p, const ematch *mt, bool *honored)
 int engine_decide(const eprepared *p, ematches *ms, allowd_decision *out)
 {
 	const allowd_message *m = p->m;
-	unsigned all_waived = 0, *rcpt_waived = NULL;
+	unsigned all_waived = 0, inline_waived[8], *rcpt_waived = inline_waived;
 	bool skip_links = false;
-	size_t k = 0;
+	size_t k = 0, values = 0, size;
+	char *block, *strings;
 
 	memset(out, 0, sizeof(*out));
 	if (ms->oom)
@@ -350,21 +386,32 @@ int engine_decide(const eprepared *p, ematches *ms, allowd_decision *out)
 			ms->v[k++] = ms->v[i];
 	ms->n = k;
 
-	if ((ms->n && !(out->matches = calloc(ms->n, sizeof(*out->matches)))) ||
-	    (p->n_recipients && !(out->recipients = calloc(p->n_recipients,
-							   sizeof(*out->recipients)))) ||
-	    (p->n_recipients && !(rcpt_waived = calloc(p->n_recipients, sizeof(*rcpt_waived)))))
-		goto oom;
+	/* one block: recipients, matches, then the matched values */
+	for (size_t i = 0; i < ms->n; i++)
+		values += strlen(ms->v[i].value ? ms->v[i].value : "") + 1;
+	size = p->n_recipients * sizeof(*out->recipients) + ms->n * sizeof(*out->matches) + values;
+	if (!(block = malloc(size ? size : 1)) ||
+	    (p->n_recipients > 8 && !(rcpt_waived = malloc(p->n_recipients * sizeof(unsigned))))) {
+		free(block);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	memset(rcpt_waived, 0, p->n_recipients * sizeof(unsigned));
+	out->storage = block;
+	out->recipients = (allowd_recipient_decision *)(void *)block;
+	out->matches = (allowd_match *)(void *)(block + p->n_recipients * sizeof(*out->recipients));
+	strings = (char *)(out->matches + ms->n);
 
 	for (size_t i = 0; i < ms->n; i++) {
 		const ematch *mt = &ms->v[i];
 		allowd_match *o = &out->matches[i];
+		size_t len = strlen(mt->value ? mt->value : "");
 		o->policy_id = mt->policy_id;
 		o->field = mt->field;
 		o->index = mt->index;
 		o->verification = verify(p, mt, &o->honored);
-		if (!(o->value = strdup(mt->value ? mt->value : "")))
-			goto oom;
+		memcpy(strings, mt->value ? mt->value : "", len + 1);
+		o->value = strings;
+		strings += len + 1;
 		out->n_matches++;
 		if (!o->honored)
 			continue;
@@ -388,22 +435,20 @@ int engine_decide(const eprepared *p, ematches *ms, allowd_decision *out)
 		r->skip_link_following = skip_links;
 	}
 	out->n_recipients = p->n_recipients;
-	free(rcpt_waived);
+	if (rcpt_waived != inline_waived)
+		free(rcpt_waived);
 	return 0;
-oom:
-	free(rcpt_waived);
-	allowd_decision_clear(out);
-	return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 }
 
 int allowd_evaluate(const allowd_snapshot *s, const allowd_message *m, allowd_decision *out)
 {
-	ematches ms = {0};
+	ematches ms;
 	eprepared p;
 	int rc;
 
 	if ((rc = engine_prepare(&p, m, engine_snapshot_delimiter(s))))
 		return rc;
+	ematches_init(&ms);
 	engine_collect(s, &p, NULL, &ms);
 	rc = engine_decide(&p, &ms, out);
 	ematches_free(&ms);

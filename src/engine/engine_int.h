@@ -41,6 +41,11 @@ typedef struct eprepared {
 	int has_server;
 	char server[ADDR_MAX];   /* normalised server_name */
 	unsigned dispositions;
+	/* storage for the common case, so a typical message costs no allocation */
+	eaddr inline_senders[4];
+	allowd_field inline_field[4];
+	size_t inline_index[4];
+	eaddr inline_recipients[4];
 } eprepared;
 
 /* Flags of a compiled policy. */
@@ -62,14 +67,16 @@ typedef struct ematch {
 } ematch;
 
 typedef struct ematches {
-	ematch *v;
+	ematch *v; /* inline until it outgrows it */
 	size_t n, cap;
 	int regex_limit_hits;
 	int oom;
+	ematch inline_v[16];
 } ematches;
 
 void ematches_add(ematches *ms, int64_t id, uint8_t flags, allowd_field field, size_t index,
 		  const char *value);
+void ematches_init(ematches *ms);
 void ematches_free(ematches *ms);
 
 /* Shadowed ids: sorted; a base snapshot skips them (the delta has them). */

@@ -565,13 +565,14 @@ int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allow
 			   allowd_decision *out)
 {
 	account *a = find_account(e, account_id);
-	ematches ms = {0};
+	ematches ms;
 	eprepared p;
 	view *v;
 	int rc;
 
 	if ((rc = engine_prepare(&p, m, e->opts.subaddress_delimiter)))
 		return rc;
+	ematches_init(&ms);
 	if (a) {
 		eshadow sh;
 		v = current_view(a);

@@ -6,9 +6,12 @@
  *     normalised pattern in a string arena);
  *   - two open-addressing hash tables over the arena strings: exact EMAIL
  *     addresses and exact DOMAIN names;
- *   - a path-compressed binary trie over 128-bit addresses (IPv4 mapped
- *     into IPv6) holding the IP blocks; a lookup walks one root-to-leaf
- *     path and collects every block on it;
+ *   - the IP blocks indexed by prefix length: per length in use, a hash
+ *     table of network addresses (128-bit, IPv4 mapped into IPv6); a
+ *     lookup masks the client address to each length in use and probes
+ *     that table -- the nodes a prefix trie would visit on the address's
+ *     path, but one memory access per length instead of one per node
+ *     (docs/architecture.md has the measurements behind this choice);
  *   - per regex subject type (EMAIL, DOMAIN, IP): every regex compiled by
  *     PCRE2 (JIT, anchored at both ends, caseless) and, in shards of
  *     `REGEX_SHARD` patterns, a Hyperscan database compiled in PREFILTER
@@ -35,17 +38,27 @@ typedef struct cpol {
 	uint32_t str; /* offset of pattern_norm in the arena */
 } cpol;
 
+/*
+ * Open addressing, linear probing.  A slot holds the key's 32-bit hash tag
+ * (high half) and cpol index + 1 (low half; 0 = empty), so a probe that
+ * misses touches only the slot array, never the policy or its string.
+ */
 typedef struct htab {
-	uint32_t *slots; /* cpol index + 1; 0 = empty */
+	uint64_t *slots;
 	size_t mask;
 } htab;
 
-typedef struct tnode {
-	uint8_t addr[16];
-	int32_t child[2];
-	int32_t pol; /* first cpol index with exactly this prefix, -1 = none */
-	uint8_t len;
-} tnode;
+typedef struct ipent {
+	uint8_t addr[16]; /* network address, host bits clear */
+	uint32_t pol;     /* cpol index */
+	uint8_t len;      /* prefix length */
+} ipent;
+
+typedef struct iptab {
+	int len;         /* prefix length, 0..128 (IPv4 /n is 96+n) */
+	uint64_t *slots; /* hash tag | ipent index + 1 */
+	size_t mask;
+} iptab;
 
 typedef struct rentry {
 	uint32_t pol; /* cpol index */
@@ -78,10 +91,11 @@ struct allowd_snapshot {
 	size_t n;
 	char *arena;
 	size_t arena_len;
-	uint32_t *same_prefix; /* next cpol index with the same trie prefix, or UINT32_MAX */
 	htab emails, domains;
-	tnode *trie;
-	size_t n_nodes;
+	ipent *ips;
+	size_t n_ips;
+	iptab ipt[129]; /* the lengths in use, longest first */
+	int n_ipt;
 	rset regex[RS_COUNT];
 	pcre2_match_context *mctx;
 	size_t memory;
@@ -116,89 +130,76 @@ static int htab_init(htab *t, size_t n)
 
 static void htab_put(htab *t, const char *key, uint32_t idx)
 {
-	size_t i = hash_str(key) & t->mask;
+	uint64_t h = hash_str(key);
+	size_t i = h & t->mask;
 	while (t->slots[i])
 		i = (i + 1) & t->mask;
-	t->slots[i] = idx + 1;
+	t->slots[i] = (h & 0xffffffff00000000ULL) | (uint64_t)(idx + 1);
 }
 
-/* ---- the IP trie ---------------------------------------------------- */
+/* ---- IP blocks by prefix length ------------------------------------ */
 
-static int bit_at(const uint8_t *a, int i)
+static uint64_t hash_addr(const uint8_t *a)
 {
-	return (a[i / 8] >> (7 - i % 8)) & 1;
+	uint64_t x, y;
+	memcpy(&x, a, 8);
+	memcpy(&y, a + 8, 8);
+	x ^= y * 0x9e3779b97f4a7c15ULL;
+	x ^= x >> 31;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 29;
+	return x;
 }
 
-static int common_prefix(const uint8_t *a, const uint8_t *b, int max)
+static void mask_addr(uint8_t *out, const uint8_t *in, int len)
 {
-	int i = 0;
-	while (i < max && i % 8 == 0 && i + 8 <= max && a[i / 8] == b[i / 8])
-		i += 8;
-	while (i < max && bit_at(a, i) == bit_at(b, i))
-		i++;
-	return i;
-}
-
-static int32_t trie_node(allowd_snapshot *s, const uint8_t *addr, int len, int32_t pol)
-{
-	tnode *t = &s->trie[s->n_nodes];
-	memcpy(t->addr, addr, 16);
-	for (int b = len; b < 128; b++)
-		t->addr[b / 8] &= (uint8_t) ~(0x80u >> (b % 8));
-	t->len = (uint8_t)len;
-	t->child[0] = t->child[1] = -1;
-	t->pol = pol;
-	return (int32_t)s->n_nodes++;
-}
-
-static void trie_add_pol(allowd_snapshot *s, tnode *t, uint32_t pol)
-{
-	if (t->pol < 0) {
-		t->pol = (int32_t)pol;
-		return;
+	int full = len / 8, rest = len % 8;
+	memcpy(out, in, 16);
+	if (full < 16) {
+		out[full] &= rest ? (uint8_t)(0xffu << (8 - rest)) : 0;
+		memset(out + full + 1, 0, (size_t)(15 - full));
 	}
-	s->same_prefix[pol] = s->same_prefix[t->pol];
-	s->same_prefix[t->pol] = pol;
 }
 
-/* Inserts a block; the node array has room for 2 nodes per block + the root. */
-static void trie_insert(allowd_snapshot *s, const uint8_t *addr, int len, uint32_t pol)
+static int iptab_cmp(const void *a, const void *b)
 {
-	int32_t cur = 0;
+	return ((const iptab *)b)->len - ((const iptab *)a)->len;
+}
 
-	for (;;) {
-		tnode *t = &s->trie[cur];
-		int bit, cpl;
-		int32_t child, mid;
+/* Builds the per-length tables over s->ips; 0 or -1. */
+static int build_ip_tables(allowd_snapshot *s)
+{
+	size_t count[129] = {0};
 
-		if (t->len == len) {
-			trie_add_pol(s, t, pol);
-			return;
-		}
-		bit = bit_at(addr, t->len);
-		child = t->child[bit];
-		if (child < 0) {
-			int32_t leaf = trie_node(s, addr, len, (int32_t)pol);
-			s->trie[cur].child[bit] = leaf;
-			return;
-		}
-		cpl = common_prefix(s->trie[child].addr, addr,
-				    s->trie[child].len < len ? s->trie[child].len : len);
-		if (cpl == s->trie[child].len) {
-			cur = child;
+	for (size_t i = 0; i < s->n_ips; i++)
+		count[s->ips[i].len]++;
+	for (int len = 128; len >= 0; len--) {
+		iptab *t;
+		size_t cap = 16;
+		if (!count[len])
 			continue;
-		}
-		mid = trie_node(s, addr, cpl, -1);
-		s->trie[cur].child[bit] = mid;
-		s->trie[mid].child[bit_at(s->trie[child].addr, cpl)] = child;
-		if (cpl == len) {
-			s->trie[mid].pol = (int32_t)pol;
-		} else {
-			int32_t leaf = trie_node(s, addr, len, (int32_t)pol);
-			s->trie[mid].child[bit_at(addr, cpl)] = leaf;
-		}
-		return;
+		t = &s->ipt[s->n_ipt++];
+		t->len = len;
+		while (cap < count[len] * 2)
+			cap <<= 1;
+		if (!(t->slots = calloc(cap, sizeof(*t->slots))))
+			return -1;
+		t->mask = cap - 1;
 	}
+	for (size_t i = 0; i < s->n_ips; i++) {
+		iptab *t = NULL;
+		uint64_t h = hash_addr(s->ips[i].addr);
+		size_t k;
+		for (int j = 0; j < s->n_ipt; j++)
+			if (s->ipt[j].len == s->ips[i].len)
+				t = &s->ipt[j];
+		k = h & t->mask;
+		while (t->slots[k])
+			k = (k + 1) & t->mask;
+		t->slots[k] = (h & 0xffffffff00000000ULL) | (uint64_t)(i + 1);
+	}
+	qsort(s->ipt, (size_t)s->n_ipt, sizeof(*s->ipt), iptab_cmp);
+	return 0;
 }
 
 /* ---- regexes -------------------------------------------------------- */
@@ -325,10 +326,11 @@ static void snapshot_free(allowd_snapshot *s)
 	pcre2_match_context_free(s->mctx);
 	free(s->pols);
 	free(s->arena);
-	free(s->same_prefix);
 	free(s->emails.slots);
 	free(s->domains.slots);
-	free(s->trie);
+	free(s->ips);
+	for (int i = 0; i < s->n_ipt; i++)
+		free(s->ipt[i].slots);
 	free(s);
 }
 
@@ -367,10 +369,9 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 	}
 	s->pols = malloc((n ? n : 1) * sizeof(*s->pols));
 	s->arena = malloc(arena ? arena : 1);
-	s->same_prefix = malloc((n ? n : 1) * sizeof(*s->same_prefix));
-	s->trie = malloc((2 * n_ip + 1) * sizeof(*s->trie));
+	s->ips = malloc((n_ip ? n_ip : 1) * sizeof(*s->ips));
 	s->mctx = pcre2_match_context_create(NULL);
-	if (!s->pols || !s->arena || !s->same_prefix || !s->trie || !s->mctx ||
+	if (!s->pols || !s->arena || !s->ips || !s->mctx ||
 	    htab_init(&s->emails, n_email) || htab_init(&s->domains, n_domain))
 		goto oom;
 	for (int t = 0; t < RS_COUNT; t++)
@@ -379,10 +380,6 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 	pcre2_set_match_limit(s->mctx, s->opts.regex_match_limit ? s->opts.regex_match_limit
 								 : 100000);
 	pcre2_set_depth_limit(s->mctx, s->opts.regex_depth_limit ? s->opts.regex_depth_limit : 1000);
-	{
-		static const uint8_t zero[16];
-		trie_node(s, zero, 0, -1); /* the root: ::/0 */
-	}
 
 	for (size_t i = 0; i < n; i++) {
 		const allowd_policy *p = policies[i];
@@ -400,7 +397,6 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 		c->str = (uint32_t)s->arena_len;
 		memcpy(s->arena + s->arena_len, k ? k : "", len + 1);
 		s->arena_len += len + 1;
-		s->same_prefix[idx] = UINT32_MAX;
 		s->n++;
 
 		if (p->is_regex) {
@@ -416,17 +412,25 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 			htab_put(&s->domains, s->arena + c->str, idx);
 		} else if (p->pattern_type == ALLOWD_PATTERN_IP) {
 			allowd_cidr cidr;
-			if (allowd_cidr_parse(&cidr, s->arena + c->str) == 0)
-				trie_insert(s, cidr.addr, cidr.prefix, idx);
+			if (allowd_cidr_parse(&cidr, s->arena + c->str) == 0) {
+				ipent *e = &s->ips[s->n_ips++];
+				memcpy(e->addr, cidr.addr, 16);
+				e->pol = idx;
+				e->len = (uint8_t)cidr.prefix;
+			}
 		}
 	}
 	allowd_error_clear();
+	if (build_ip_tables(s))
+		goto oom;
 	for (int t = 0; t < RS_COUNT; t++)
 		if (build_regex_set(s, &s->regex[t]))
 			goto oom;
 	s->memory = sizeof(*s) + n * (sizeof(cpol) + sizeof(uint32_t)) + arena +
-		    (s->emails.mask + 1 + s->domains.mask + 1) * sizeof(uint32_t) +
-		    (2 * n_ip + 1) * sizeof(tnode);
+		    (s->emails.mask + 1 + s->domains.mask + 1) * sizeof(uint64_t) +
+		    n_ip * sizeof(ipent);
+	for (int i = 0; i < s->n_ipt; i++)
+		s->memory += (s->ipt[i].mask + 1) * sizeof(uint64_t);
 	for (int t = 0; t < RS_COUNT; t++) {
 		size_t sz;
 		for (size_t i = 0; i < s->regex[t].n; i++)
@@ -563,22 +567,6 @@ static void consider(ctx *c, uint32_t pol, allowd_field field, size_t index, con
 	ematches_add(c->ms, p->id, p->flags, field, index, value);
 }
 
-static void lookup(ctx *c, const htab *t, const char *key, allowd_field field, size_t index,
-		   const char *value)
-{
-	size_t i;
-
-	if (!key || !*key)
-		return;
-	i = hash_str(key) & t->mask;
-	while (t->slots[i]) {
-		uint32_t pol = t->slots[i] - 1;
-		if (strcmp(c->s->arena + c->s->pols[pol].str, key) == 0)
-			consider(c, pol, field, index, value);
-		i = (i + 1) & t->mask;
-	}
-}
-
 static int regex_confirm(ctx *c, const rentry *e, const char *subject, size_t len)
 {
 	int rc = pcre2_match(e->code, (PCRE2_SPTR)subject, len, 0, 0, c->md, c->s->mctx);
@@ -653,22 +641,67 @@ static void regex_scan(ctx *c, int kind, const char *subject, allowd_field field
 	}
 }
 
-static void trie_lookup(ctx *c, const uint8_t *addr, const char *value)
+static void ip_lookup(ctx *c, const uint8_t *addr, const char *value)
 {
 	const allowd_snapshot *s = c->s;
-	int32_t cur = 0;
+	uint8_t net[16];
 
-	while (cur >= 0) {
-		const tnode *t = &s->trie[cur];
-		if (common_prefix(t->addr, addr, t->len) < t->len)
-			return;
-		for (int32_t pol = t->pol; pol >= 0;) {
-			consider(c, (uint32_t)pol, ALLOWD_FIELD_CLIENT_IP, 0, value);
-			pol = s->same_prefix[pol] == UINT32_MAX ? -1 : (int32_t)s->same_prefix[pol];
+	uint64_t hs[129];
+
+	for (int j = 0; j < s->n_ipt; j++) { /* prefetch every length's slot first */
+		mask_addr(net, addr, s->ipt[j].len);
+		hs[j] = hash_addr(net);
+		__builtin_prefetch(&s->ipt[j].slots[hs[j] & s->ipt[j].mask]);
+	}
+	for (int j = 0; j < s->n_ipt; j++) {
+		const iptab *t = &s->ipt[j];
+		uint64_t h = hs[j], tag = h & 0xffffffff00000000ULL;
+		size_t k;
+		mask_addr(net, addr, t->len);
+		for (k = h & t->mask; t->slots[k]; k = (k + 1) & t->mask) {
+			const ipent *e = &s->ips[(t->slots[k] & 0xffffffffu) - 1];
+			if ((t->slots[k] & 0xffffffff00000000ULL) == tag && memcmp(e->addr, net, 16) == 0)
+				consider(c, e->pol, ALLOWD_FIELD_CLIENT_IP, 0, value);
 		}
-		if (t->len == 128)
-			return;
-		cur = t->child[bit_at(addr, t->len)];
+	}
+}
+
+/*
+ * The exact lookups of one message.  Their hash slots are prefetched all
+ * together before any is probed, so the cache misses of a large account's
+ * tables overlap instead of adding up.
+ */
+typedef struct probe {
+	const htab *t;
+	const char *key;
+	uint64_t h;
+	allowd_field field;
+	size_t index;
+	const char *value;
+} probe;
+
+#define PROBES_INLINE 32
+
+static void add_probe(probe *v, size_t *n, const htab *t, const char *key, allowd_field f,
+		      size_t index, const char *value)
+{
+	if (!key || !*key || !t->slots)
+		return;
+	v[*n] = (probe){t, key, hash_str(key), f, index, value};
+	__builtin_prefetch(&t->slots[v[*n].h & t->mask]);
+	(*n)++;
+}
+
+static void run_probe(ctx *c, const probe *pr)
+{
+	const htab *t = pr->t;
+	uint64_t tag = pr->h & 0xffffffff00000000ULL;
+
+	for (size_t i = pr->h & t->mask; t->slots[i]; i = (i + 1) & t->mask) {
+		uint32_t pol = (uint32_t)(t->slots[i] & 0xffffffffu) - 1;
+		if ((t->slots[i] & 0xffffffff00000000ULL) == tag &&
+		    strcmp(c->s->arena + c->s->pols[pol].str, pr->key) == 0)
+			consider(c, pol, pr->field, pr->index, pr->value);
 	}
 }
 
@@ -676,34 +709,56 @@ void engine_collect(const allowd_snapshot *s, const eprepared *p, const eshadow 
 		    ematches *ms)
 {
 	ctx c = {s, shadow, ms, NULL, NULL};
+	probe inline_probes[PROBES_INLINE], *probes = inline_probes;
+	size_t n_probes = 0, max = 3 * p->n_senders + 2 * p->n_recipients;
 
+	if (max > PROBES_INLINE && !(probes = malloc(max * sizeof(*probes)))) {
+		ms->oom = 1;
+		return;
+	}
 	for (size_t i = 0; i < p->n_senders; i++) {
 		const eaddr *a = &p->senders[i];
-		allowd_field f = p->sender_field[i];
-		size_t idx = p->sender_index[i];
-		if (a->ok) {
-			lookup(&c, &s->emails, a->norm, f, idx, a->raw);
-			lookup(&c, &s->emails, a->sub, f, idx, a->raw);
-			lookup(&c, &s->domains, a->domain, f, idx, a->domain);
-			regex_scan(&c, RS_DOMAIN, a->domain, f, idx, a->domain);
-		}
-		regex_scan(&c, RS_EMAIL, a->ok ? a->norm : a->raw, f, idx, a->raw);
+		if (!a->ok)
+			continue;
+		add_probe(probes, &n_probes, &s->emails, a->norm, p->sender_field[i],
+			  p->sender_index[i], a->raw);
+		add_probe(probes, &n_probes, &s->emails, a->sub, p->sender_field[i],
+			  p->sender_index[i], a->raw);
+		add_probe(probes, &n_probes, &s->domains, a->domain, p->sender_field[i],
+			  p->sender_index[i], a->domain);
 	}
 	for (size_t i = 0; i < p->n_recipients; i++) {
 		const eaddr *a = &p->recipients[i];
-		if (a->ok) {
-			lookup(&c, &s->emails, a->norm, ALLOWD_FIELD_RECIPIENT, i, a->raw);
-			lookup(&c, &s->emails, a->sub, ALLOWD_FIELD_RECIPIENT, i, a->raw);
+		if (!a->ok)
+			continue;
+		add_probe(probes, &n_probes, &s->emails, a->norm, ALLOWD_FIELD_RECIPIENT, i, a->raw);
+		add_probe(probes, &n_probes, &s->emails, a->sub, ALLOWD_FIELD_RECIPIENT, i, a->raw);
+	}
+	if (p->has_ip)
+		ip_lookup(&c, p->ip, p->m->client_ip);
+	for (size_t i = 0; i < n_probes; i++)
+		run_probe(&c, &probes[i]);
+	if (probes != inline_probes)
+		free(probes);
+
+	for (size_t i = 0; i < p->n_senders; i++) {
+		const eaddr *a = &p->senders[i];
+		if (a->ok)
+			regex_scan(&c, RS_DOMAIN, a->domain, p->sender_field[i], p->sender_index[i],
+				   a->domain);
+		regex_scan(&c, RS_EMAIL, a->ok ? a->norm : a->raw, p->sender_field[i],
+			   p->sender_index[i], a->raw);
+	}
+	for (size_t i = 0; i < p->n_recipients; i++) {
+		const eaddr *a = &p->recipients[i];
+		if (a->ok)
 			regex_scan(&c, RS_DOMAIN, a->domain, ALLOWD_FIELD_RECIPIENT, i, a->domain);
-		}
 		if (a->raw && *a->raw)
 			regex_scan(&c, RS_EMAIL, a->ok ? a->norm : a->raw, ALLOWD_FIELD_RECIPIENT, i,
 				   a->raw);
 	}
-	if (p->has_ip) {
-		trie_lookup(&c, p->ip, p->m->client_ip);
+	if (p->has_ip)
 		regex_scan(&c, RS_IP, p->ip_text, ALLOWD_FIELD_CLIENT_IP, 0, p->m->client_ip);
-	}
 	if (p->has_server)
 		regex_scan(&c, RS_DOMAIN, p->server, ALLOWD_FIELD_SERVER_NAME, 0, p->m->server_name);
 	pcre2_match_data_free(c.md);
