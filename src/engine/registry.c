@@ -8,7 +8,9 @@
  *     edited, under acct->lock, and readers take a reference under the
  *     same lock (held for a pointer copy and an atomic increment);
  *   - delta entries are sorted by policy id, one per id, holding the
- *     newest version (or a deletion); every delta id shadows the base;
+ *     newest version (or a deletion) compiled once, when it was written,
+ *     into a one-policy snapshot -- so a new view costs pointer copies, not
+ *     recompilation; every delta id shadows the base;
  *   - entries carry the sequence number of the write that made them; a
  *     rebuild that started from a view at sequence S keeps, in the view it
  *     publishes, exactly the entries newer than S.
@@ -22,19 +24,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DELTA_REBUILD_AT 64 /* entries; beyond this a rebuild is queued */
+#define DELTA_REBUILD_AT 64     /* entries; beyond this a rebuild is queued */
+#define LOAD_PREFILTER_MAX 256  /* regexes compiled with Hyperscan during a load */
 
 typedef struct dentry {
 	atomic_int refs;
 	int64_t id;
 	uint64_t seq;
 	allowd_policy *policy; /* NULL: deleted */
+	allowd_snapshot *one;  /* the policy compiled alone; NULL when deleted */
 } dentry;
 
 typedef struct view {
 	atomic_int refs;
 	allowd_snapshot *base;
-	allowd_snapshot *delta; /* the upserts of entries; NULL when none */
 	dentry **entries;
 	int64_t *shadow;
 	size_t n;
@@ -71,6 +74,7 @@ static void dentry_unref(dentry *d)
 {
 	if (d && atomic_fetch_sub(&d->refs, 1) == 1) {
 		allowd_policy_free(d->policy);
+		allowd_snapshot_unref(d->one);
 		free(d);
 	}
 }
@@ -80,7 +84,6 @@ static void view_unref(view *v)
 	if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
 		return;
 	allowd_snapshot_unref(v->base);
-	allowd_snapshot_unref(v->delta);
 	for (size_t i = 0; i < v->n; i++)
 		dentry_unref(v->entries[i]);
 	free(v->entries);
@@ -89,19 +92,14 @@ static void view_unref(view *v)
 }
 
 /* A new view over `base` (reference taken) with entries (references taken). */
-static int view_make(view **out, allowd_engine *e, allowd_snapshot *base, dentry **entries,
-		     size_t n, uint64_t seq)
+static int view_make(view **out, allowd_snapshot *base, dentry **entries, size_t n, uint64_t seq)
 {
 	view *v = calloc(1, sizeof(*v));
-	allowd_policy **ups = NULL;
-	size_t n_ups = 0;
-	int rc;
 
 	if (!v || (n && (!(v->entries = malloc(n * sizeof(*v->entries))) ||
-			 !(v->shadow = malloc(n * sizeof(*v->shadow))) ||
-			 !(ups = malloc(n * sizeof(*ups)))))) {
-		rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
-		goto fail;
+			 !(v->shadow = malloc(n * sizeof(*v->shadow)))))) {
+		view_unref(v);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	}
 	atomic_init(&v->refs, 1);
 	v->seq = seq;
@@ -109,21 +107,12 @@ static int view_make(view **out, allowd_engine *e, allowd_snapshot *base, dentry
 		atomic_fetch_add(&entries[i]->refs, 1);
 		v->entries[i] = entries[i];
 		v->shadow[i] = entries[i]->id;
-		if (entries[i]->policy)
-			ups[n_ups++] = entries[i]->policy;
 	}
 	v->n = n;
-	if (n_ups && (rc = allowd_snapshot_build(&v->delta, ups, n_ups, &e->delta_opts)))
-		goto fail;
 	allowd_snapshot_ref(base);
 	v->base = base;
-	free(ups);
 	*out = v;
 	return 0;
-fail:
-	free(ups);
-	view_unref(v);
-	return rc;
 }
 
 /* ---- accounts ------------------------------------------------------- */
@@ -186,7 +175,7 @@ static account *get_account(allowd_engine *e, const char *id)
 		e->cap_accounts = ncap;
 	}
 	if (!(a = calloc(1, sizeof(*a))) || allowd_snapshot_build(&empty, NULL, 0, &e->opts) ||
-	    view_make(&a->view, e, empty, NULL, 0, 0)) {
+	    view_make(&a->view, empty, NULL, 0, 0)) {
 		free(a);
 		a = NULL;
 		goto out;
@@ -309,7 +298,7 @@ static void rebuild(allowd_engine *e, account *a)
 			for (size_t i = 0; i < cur->n; i++)
 				if (cur->entries[i]->seq > from->seq)
 					keep[k++] = cur->entries[i];
-			if (view_make(&next, e, base, keep, k, cur->seq) == 0) {
+			if (view_make(&next, base, keep, k, cur->seq) == 0) {
 				a->view = next;
 				a->rebuilds++;
 				view_unref(cur);
@@ -428,17 +417,29 @@ int allowd_engine_load(allowd_engine *e, const char *account_id, allowd_policy *
 	view *v = NULL, *old;
 	int rc;
 
+	size_t n_regex = 0;
+
 	if (!a)
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
-	if ((rc = allowd_snapshot_build(&base, policies, n, &e->opts)))
+	for (size_t i = 0; i < n; i++)
+		n_regex += policies[i]->is_regex;
+	/*
+	 * Compiling thousands of regexes into Hyperscan takes seconds: start
+	 * serving at once with PCRE2 alone and let the rebuild thread add the
+	 * prefilter.
+	 */
+	if ((rc = allowd_snapshot_build(&base, policies, n,
+					n_regex > LOAD_PREFILTER_MAX ? &e->delta_opts : &e->opts)))
 		return rc;
-	rc = view_make(&v, e, base, NULL, 0, atomic_load(&e->seq));
+	rc = view_make(&v, base, NULL, 0, atomic_load(&e->seq));
 	allowd_snapshot_unref(base);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&a->lock);
 	old = a->view;
 	a->view = v;
+	if (n_regex > LOAD_PREFILTER_MAX)
+		queue_rebuild(e, a);
 	pthread_mutex_unlock(&a->lock);
 	view_unref(old);
 	return 0;
@@ -471,6 +472,12 @@ int allowd_engine_apply(allowd_engine *e, const char *account_id,
 		if (!d || (changes[i].policy && allowd_policy_dup(&d->policy, changes[i].policy))) {
 			free(d);
 			rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+			goto out;
+		}
+		if (d->policy &&
+		    (rc = allowd_snapshot_build(&d->one, &d->policy, 1, &e->delta_opts))) {
+			allowd_policy_free(d->policy);
+			free(d);
 			goto out;
 		}
 		atomic_init(&d->refs, 1);
@@ -509,7 +516,7 @@ int allowd_engine_apply(allowd_engine *e, const char *account_id,
 				entries[k++] = fresh[j];
 		}
 		qsort(entries, k, sizeof(*entries), dentry_cmp);
-		if ((rc = view_make(&next, e, cur->base, entries, k, fresh[nf - 1]->seq))) {
+		if ((rc = view_make(&next, cur->base, entries, k, fresh[nf - 1]->seq))) {
 			view_unref(cur);
 			goto out;
 		}
@@ -579,8 +586,9 @@ int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allow
 		sh.ids = v->shadow;
 		sh.n = v->n;
 		engine_collect(v->base, &p, &sh, &ms);
-		if (v->delta)
-			engine_collect(v->delta, &p, NULL, &ms);
+		for (size_t i = 0; i < v->n; i++)
+			if (v->entries[i]->one)
+				engine_collect(v->entries[i]->one, &p, NULL, &ms);
 		view_unref(v);
 	}
 	rc = engine_decide(&p, &ms, out);
