@@ -44,6 +44,7 @@ test: build build-asan sdk-deps lint
 
 bench: build
 	bash bench/api.sh
+	bash bench/engine.sh
 
 fuzz:
 	@echo "fuzz targets: see fuzz/README.md" && bash fuzz/run.sh
