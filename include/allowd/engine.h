@@ -34,6 +34,7 @@ typedef enum allowd_disposition {
 } allowd_disposition;
 
 #define ALLOWD_DISP_COUNT 9
+#define ALLOWD_DISP_ALL 0x1ffu
 /* The verdicts a policy can waive. */
 #define ALLOWD_DISP_VERDICTS 0x3fu
 /* What an acceptable sender waives. */
@@ -69,6 +70,12 @@ const char *allowd_auth_result_name(allowd_auth_result r);
 int allowd_auth_result_parse(const char *s, size_t len);
 
 #define ALLOWD_DOMAIN_MAX 254
+/*
+ * The longest normalised address, domain or regex subject the engine
+ * matches, in bytes; anything longer matches nothing (RFC 5321 caps a path
+ * at 256 octets, so no deliverable address comes close).
+ */
+#define ALLOWD_SUBJECT_MAX 319
 #define ALLOWD_DKIM_MAX 16
 
 typedef struct allowd_auth_check {

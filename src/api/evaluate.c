@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const message_fields[] = {
@@ -108,10 +109,17 @@ static int decode_check(allowd_auth_check *out, json_t *obj, const char *ptr_bas
 				out->domain[0] = '\0';
 				continue;
 			}
-			if (allowd_domain_normalize(dom, sizeof(dom), json_string_value(v)))
-				return allowd_error_set(ALLOWD_EINVALID, ptr,
-							"'%.100s' is not a domain name",
-							json_string_value(v));
+			{
+				/* the same rules as a DOMAIN pattern: a host name, IDN allowed */
+				char *norm = NULL;
+				if (allowd_pattern_domain(&norm, json_string_value(v)))
+					return allowd_error_set(ALLOWD_EINVALID, ptr,
+								"'%.100s' is not a domain name: %s",
+								json_string_value(v),
+								allowd_error_last()->message);
+				snprintf(dom, sizeof(dom), "%s", norm);
+				free(norm);
+			}
 			memcpy(out->domain, dom, sizeof(dom));
 		} else {
 			return allowd_error_set(ALLOWD_EINVALID, ptr, "unknown field '%.40s'", key);
@@ -317,8 +325,19 @@ int api_evaluate(allowd_api *api, const api_request *req, api_response *resp)
 		goto out;
 	}
 	if (json_object_size(body) != 1) {
-		rc = allowd_error_set(ALLOWD_EINVALID, NULL,
-				      "a batch is {\"messages\": [...]} with no other field");
+		const char *key;
+		json_t *x;
+		json_object_foreach(body, key, x) {
+			char ptr[64];
+			if (strcmp(key, "messages") == 0)
+				continue;
+			snprintf(ptr, sizeof(ptr), "/%.40s", key);
+			rc = allowd_error_set(ALLOWD_EINVALID, ptr,
+					      "a batch is {\"messages\": [...]} with no other field; "
+					      "remove '%.40s'",
+					      key);
+			break;
+		}
 		goto out;
 	}
 	if (!json_is_array(messages) || json_array_size(messages) == 0 ||

@@ -757,6 +757,9 @@ int allowd_authres_parse(allowd_auth_facts *facts, const char *value, const char
 		if ((rc = skip_cfws(&c)))
 			return rc;
 	}
+	/* a header from an untrusted authserv-id is ignored, whatever follows */
+	if (!is_trusted(&id, no_id, trusted, n_trusted))
+		return 0;
 	if (!no_id && c.p < c.end && *c.p != ';') {
 		describe(found, sizeof(found), &c);
 		snprintf(msg, sizeof(msg), "expected ';' after the authserv-id, found %s", found);

@@ -103,6 +103,12 @@ int engine_domain(char *out, size_t len, const char *raw)
 		    IDN2_OK)
 			return -1;
 		alen = strlen(alabel);
+		if (alen && alabel[alen - 1] == '.') /* a mapped full stop, such as U+3002 */
+			alabel[--alen] = '\0';
+		if (alen == 0) {
+			idn2_free(alabel);
+			return -1;
+		}
 		if (alen >= len) {
 			idn2_free(alabel);
 			return -1;
@@ -143,7 +149,7 @@ void engine_address(eaddr *a, const char *raw, char delim)
 	a->domain = a->norm + local_len + 1;
 	a->ok = 1;
 	if (delim) {
-		const char *d = memchr(a->norm, delim, local_len);
+		const char *d = memchr(a->norm, tolower((unsigned char)delim), local_len);
 		if (d && d != a->norm) {
 			size_t base = (size_t)(d - a->norm), dl = strlen(a->domain);
 			memcpy(a->sub, a->norm, base);
@@ -166,6 +172,18 @@ const char *engine_org_domain(const char *domain)
 
 /* ---- the prepared message ------------------------------------------- */
 
+static void norm_check(allowd_auth_check *c)
+{
+	char tmp[ALLOWD_DOMAIN_MAX];
+	c->domain[sizeof(c->domain) - 1] = '\0';
+	if (!c->domain[0])
+		return;
+	if (engine_domain(tmp, sizeof(tmp), c->domain))
+		c->domain[0] = '\0'; /* not a domain: it verifies nothing */
+	else
+		memcpy(c->domain, tmp, sizeof(tmp));
+}
+
 int engine_prepare(eprepared *p, const allowd_message *m, char delim)
 {
 	size_t n = 2 + m->n_reply_to, k = 0;
@@ -173,7 +191,17 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim)
 
 	/* no memset: the inline arrays are large and written before they are read */
 	p->m = m;
-	p->dispositions = m->dispositions ? m->dispositions : ALLOWD_DISP_VERDICTS;
+	p->dispositions = m->dispositions & ALLOWD_DISP_ALL;
+	if (!p->dispositions)
+		p->dispositions = ALLOWD_DISP_VERDICTS;
+	/* the authentication domains, normalised as message domains are */
+	p->auth = m->auth;
+	if (p->auth.n_dkim > ALLOWD_DKIM_MAX)
+		p->auth.n_dkim = ALLOWD_DKIM_MAX;
+	norm_check(&p->auth.spf);
+	norm_check(&p->auth.dmarc);
+	for (size_t i = 0; i < p->auth.n_dkim; i++)
+		norm_check(&p->auth.dkim[i]);
 	p->n_senders = p->n_recipients = 0;
 	p->has_ip = p->has_server = 0;
 	if (n <= 4) {
@@ -330,7 +358,7 @@ static const char *sender_domain(const eprepared *p, const ematch *mt)
 
 static const char *verify(const eprepared *p, const ematch *mt, bool *honored)
 {
-	const allowd_auth_facts *f = &p->m->auth;
+	const allowd_auth_facts *f = &p->auth;
 	const char *d;
 
 	*honored = true;

@@ -16,7 +16,7 @@
 
 #include <stdatomic.h>
 
-#define ADDR_MAX 320 /* longer addresses cannot be valid; they still match regexes raw */
+#define ADDR_MAX (ALLOWD_SUBJECT_MAX + 1)
 
 /* One address of the message, normalised. */
 typedef struct eaddr {
@@ -41,6 +41,7 @@ typedef struct eprepared {
 	int has_server;
 	char server[ADDR_MAX];   /* normalised server_name */
 	unsigned dispositions;
+	allowd_auth_facts auth; /* m->auth with every domain normalised */
 	/* storage for the common case, so a typical message costs no allocation */
 	eaddr inline_senders[4];
 	allowd_field inline_field[4];

@@ -37,9 +37,9 @@ static const char V_REPLY_TO[] = "reply-to is never authenticated";
 
 /* One address of the message, normalised once per evaluation. */
 struct addr {
-	const char *raw; /* as given; NULL when absent */
-	char *norm;      /* "local@domain" normalised; NULL when it does not parse */
-	char *base;      /* norm without its subaddress; NULL when there is none */
+	const char *raw;    /* as given; NULL when absent */
+	char *norm;         /* "local@domain" normalised; NULL when it does not parse */
+	char *base;         /* norm without its subaddress; NULL when there is none */
 	const char *domain; /* points into norm; NULL with norm */
 };
 
@@ -49,12 +49,12 @@ struct facts {
 	struct addr *reply; /* n_reply_to */
 	struct addr *rcpt;  /* n_recipients */
 	bool have_ip;
-	uint8_t ip[16];          /* IPv4 as IPv4-mapped IPv6 */
-	char ip_text[INET6_ADDRSTRLEN]; /* inet_ntop form; dotted quad for IPv4 */
-	char *server;            /* server_name normalised as a domain, or NULL */
-	char *spf_domain, *dmarc_domain; /* normalised, NULL when unusable */
+	uint8_t ip[16];                     /* IPv4 as IPv4-mapped IPv6 */
+	char ip_text[INET6_ADDRSTRLEN];     /* inet_ntop form; dotted quad for IPv4 */
+	char *server;                       /* server_name normalised as a domain, or NULL */
+	char *spf_domain, *dmarc_domain;    /* normalised, NULL when unusable */
 	char *dkim_domain[ALLOWD_DKIM_MAX]; /* normalised d= of passing signatures */
-	bool any_pass;           /* SPF, DKIM or DMARC passed at all */
+	bool any_pass;                      /* SPF, DKIM or DMARC passed at all */
 };
 
 /* A policy's regex, compiled on first use within one evaluation. */
@@ -91,6 +91,9 @@ static bool present(const char *s)
 
 /* ---- normalisation ---------------------------------------------------- */
 
+/* Longer addresses, domains and regex subjects match nothing (engine.h). */
+#define SUBJECT_MAX ALLOWD_SUBJECT_MAX
+
 /*
  * A domain as allowd compares it: ASCII lower case, IDN labels as A-labels
  * (libidn2, IDNA2008 non-transitional, which also maps case), one trailing
@@ -113,6 +116,23 @@ static int domain_norm(char **out, const char *s, size_t len)
 	for (size_t i = 0; i < len; i++)
 		in[i] = ascii_lower(s[i]);
 	in[len] = '\0';
+	{
+		/* ASCII names are only case-folded: IDNA is for non-ASCII ones */
+		bool ascii = true;
+		for (size_t i = 0; i < len; i++)
+			ascii = ascii && (unsigned char)in[i] < 0x80;
+		if (ascii) {
+			n = len;
+			if (n > 0 && in[n - 1] == '.')
+				in[--n] = '\0';
+			if (n == 0 || n > SUBJECT_MAX) {
+				free(in);
+				return 0;
+			}
+			*out = in;
+			return 0;
+		}
+	}
 	rc = idn2_lookup_u8((const uint8_t *)in, &a, IDN2_NONTRANSITIONAL);
 	free(in);
 	if (rc == IDN2_MALLOC)
@@ -122,7 +142,7 @@ static int domain_norm(char **out, const char *s, size_t len)
 	n = strlen((const char *)a);
 	if (n > 0 && a[n - 1] == '.')
 		n--;
-	if (n > 0) {
+	if (n > 0 && n <= SUBJECT_MAX) {
 		res = malloc(n + 1);
 		if (!res) {
 			idn2_free(a);
@@ -174,6 +194,12 @@ static int addr_norm(struct addr *a, const char *raw, char delim)
 	memcpy(a->norm + llen + 1, dom, dlen + 1);
 	a->domain = a->norm + llen + 1;
 	free(dom);
+	if (llen + 1 + dlen > SUBJECT_MAX) { /* too long to be an address */
+		free(a->norm);
+		a->norm = NULL;
+		a->domain = NULL;
+		return 0;
+	}
 
 	delim = ascii_lower(delim);
 	for (cut = 0; delim && cut < llen && a->norm[cut] != delim; cut++)
@@ -291,9 +317,8 @@ static int facts_build(struct facts *f, const allowd_message *m, char delim)
 	if (present(m->client_ip)) {
 		bool v4;
 		f->have_ip = ip_parse(m->client_ip, f->ip, &v4);
-		if (f->have_ip &&
-		    !inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? f->ip + 12 : f->ip, f->ip_text,
-			       sizeof(f->ip_text)))
+		if (f->have_ip && !inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? f->ip + 12 : f->ip,
+		                             f->ip_text, sizeof(f->ip_text)))
 			f->have_ip = false;
 	}
 	if (present(m->server_name) &&
@@ -302,11 +327,11 @@ static int facts_build(struct facts *f, const allowd_message *m, char delim)
 
 	if (au->spf.result == ALLOWD_AUTH_PASS &&
 	    (rc = domain_norm(&f->spf_domain, au->spf.domain,
-			      strnlen(au->spf.domain, sizeof(au->spf.domain)))))
+	                      strnlen(au->spf.domain, sizeof(au->spf.domain)))))
 		return rc;
 	if (au->dmarc.result == ALLOWD_AUTH_PASS &&
 	    (rc = domain_norm(&f->dmarc_domain, au->dmarc.domain,
-			      strnlen(au->dmarc.domain, sizeof(au->dmarc.domain)))))
+	                      strnlen(au->dmarc.domain, sizeof(au->dmarc.domain)))))
 		return rc;
 	f->any_pass = au->spf.result == ALLOWD_AUTH_PASS || au->dmarc.result == ALLOWD_AUTH_PASS;
 	for (size_t i = 0; i < au->n_dkim && i < ALLOWD_DKIM_MAX; i++) {
@@ -315,7 +340,7 @@ static int facts_build(struct facts *f, const allowd_message *m, char delim)
 			continue;
 		f->any_pass = true;
 		if ((rc = domain_norm(&f->dkim_domain[i], k->domain,
-				      strnlen(k->domain, sizeof(k->domain)))))
+		                      strnlen(k->domain, sizeof(k->domain)))))
 			return rc;
 	}
 	return 0;
@@ -346,7 +371,7 @@ static void facts_free(struct facts *f, const allowd_message *m)
  * heap limit counts as no match and as a limit hit.
  */
 static bool regex_matches(struct eval *e, const allowd_policy *p, struct regex *re,
-			  const char *subject)
+                          const char *subject)
 {
 	int rc, err;
 	PCRE2_SIZE off;
@@ -354,11 +379,13 @@ static bool regex_matches(struct eval *e, const allowd_policy *p, struct regex *
 	if (!re->tried) {
 		re->tried = true;
 		re->code = pcre2_compile((PCRE2_SPTR)p->pattern_norm, PCRE2_ZERO_TERMINATED,
-					 PCRE2_UTF | PCRE2_CASELESS | PCRE2_ALT_BSUX |
-					     PCRE2_ANCHORED | PCRE2_ENDANCHORED,
-					 &err, &off, e->cctx);
+		                         PCRE2_UTF | PCRE2_CASELESS | PCRE2_ALT_BSUX |
+		                             PCRE2_ANCHORED | PCRE2_ENDANCHORED,
+		                         &err, &off, e->cctx);
+		if (re->code) /* the engine matches with the JIT, which has no depth limit */
+			pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE);
 	}
-	if (!re->code)
+	if (!re->code || strlen(subject) > SUBJECT_MAX)
 		return false;
 	rc = pcre2_match(re->code, (PCRE2_SPTR)subject, strlen(subject), 0, 0, e->md, e->mctx);
 	if (rc >= 0)
@@ -375,7 +402,7 @@ static bool regex_matches(struct eval *e, const allowd_policy *p, struct regex *
  * domain (DOMAIN).
  */
 static bool address_matches(struct eval *e, const allowd_policy *p, struct regex *re,
-			    const struct addr *a, const char **value)
+                            const struct addr *a, const char **value)
 {
 	const char *pn = p->pattern_norm;
 
@@ -399,7 +426,7 @@ static bool address_matches(struct eval *e, const allowd_policy *p, struct regex
 
 /* verify_sender: whether the identity matched in `field` is authenticated. */
 static const char *verify(const struct facts *f, allowd_field field, const struct addr *a,
-			  bool *honored)
+                          bool *honored)
 {
 	const char *d = a ? a->domain : NULL;
 
@@ -440,7 +467,7 @@ static const char *verify(const struct facts *f, allowd_field field, const struc
  * field the exemption to that recipient only.
  */
 static int record(struct eval *e, const allowd_policy *p, allowd_field field, size_t index,
-		  const struct addr *a, const char *value)
+                  const struct addr *a, const char *value)
 {
 	allowd_match *mt;
 	bool honored = true;
@@ -485,8 +512,8 @@ static int record(struct eval *e, const allowd_policy *p, allowd_field field, si
 }
 
 /* Tries one address field; records a match. */
-static int try_address(struct eval *e, const allowd_policy *p, struct regex *re,
-		       allowd_field field, size_t index, const struct addr *a)
+static int try_address(struct eval *e, const allowd_policy *p, struct regex *re, allowd_field field,
+                       size_t index, const struct addr *a)
 {
 	const char *value = NULL;
 
@@ -515,8 +542,9 @@ static int apply_policy(struct eval *e, const allowd_policy *p)
 				goto done;
 		if (p->pattern_type == ALLOWD_PATTERN_IP && f->have_ip) {
 			bool hit = p->is_regex ? regex_matches(e, p, &re, f->ip_text)
-					       : cidr_contains(p->pattern_norm, f->ip);
-			if (hit && (rc = record(e, p, ALLOWD_FIELD_CLIENT_IP, 0, NULL, m->client_ip)))
+			                       : cidr_contains(p->pattern_norm, f->ip);
+			if (hit &&
+			    (rc = record(e, p, ALLOWD_FIELD_CLIENT_IP, 0, NULL, m->client_ip)))
 				goto done;
 		}
 		if (p->pattern_type == ALLOWD_PATTERN_DOMAIN && p->is_regex && f->server &&
@@ -524,9 +552,8 @@ static int apply_policy(struct eval *e, const allowd_policy *p)
 		    (rc = record(e, p, ALLOWD_FIELD_SERVER_NAME, 0, NULL, m->server_name)))
 			goto done;
 	}
-	if (p->is_exempt_recipient &&
-	    (p->pattern_type == ALLOWD_PATTERN_EMAIL ||
-	     (p->pattern_type == ALLOWD_PATTERN_DOMAIN && p->is_regex))) {
+	if (p->is_exempt_recipient && (p->pattern_type == ALLOWD_PATTERN_EMAIL ||
+	                               (p->pattern_type == ALLOWD_PATTERN_DOMAIN && p->is_regex))) {
 		for (size_t i = 0; i < m->n_recipients; i++)
 			if ((rc = try_address(e, p, &re, ALLOWD_FIELD_RECIPIENT, i, &f->rcpt[i])))
 				goto done;
@@ -581,11 +608,11 @@ static void decision_free(allowd_decision *d)
 }
 
 int allowd_evaluate_reference(allowd_policy *const *policies, size_t n,
-			      const allowd_engine_options *opts, const allowd_message *m,
-			      allowd_decision *out)
+                              const allowd_engine_options *opts, const allowd_message *m,
+                              allowd_decision *out)
 {
 	allowd_engine_options defaults = {DEFAULT_DELIMITER, DEFAULT_MATCH_LIMIT,
-					  DEFAULT_DEPTH_LIMIT, 1};
+	                                  DEFAULT_DEPTH_LIMIT, 1};
 	struct eval e;
 	unsigned base;
 	int rc = ALLOWD_ERR;

@@ -610,6 +610,8 @@ static void regex_scan(ctx *c, int kind, const char *subject, allowd_field field
 	if (!rs->n || !subject)
 		return;
 	len = strlen(subject);
+	if (len > ALLOWD_SUBJECT_MAX)
+		return; /* too long to be an address, a domain or an IP: matches nothing */
 	if (!c->md && !(c->md = pcre2_match_data_create(1, NULL))) {
 		c->ms->oom = 1;
 		return;

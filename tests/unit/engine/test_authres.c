@@ -314,9 +314,9 @@ static void header_name_prefix_is_skipped(void **state)
 	f = parsed("AUTHENTICATION-RESULTS:\r\n\tmx.example.com; spf=pass smtp.mailfrom=c.example");
 	assert_check(&f.spf, ALLOWD_AUTH_PASS, "c.example");
 	memset(&f, 0, sizeof(f));
-	/* Another header's name is not skipped, and is no authserv-id. */
-	assert_int_equal(parse(&f, "ARC-Authentication-Results: i=1; mx.example.com; spf=pass"),
-	                 ALLOWD_EINVALID);
+	/* Another header's name is not skipped: it reads as an untrusted
+	   authserv-id, and an untrusted header is ignored, whatever follows. */
+	assert_int_equal(parse(&f, "ARC-Authentication-Results: i=1; mx.example.com; spf=pass"), 0);
 	assert_untouched(&f);
 }
 
@@ -583,7 +583,16 @@ static void garbage_is_invalid(void **state)
 	expect_invalid("mx.example.com; spf=pass reason=\"ends in a backslash\\");
 	expect_invalid("mx.example.com spf=pass");
 	expect_invalid("mx.example.com 1 2; spf=pass");
-	expect_invalid("alice@example.com");
+	expect_invalid("mx.example.com@example.com");
+	{
+		/* garbage after an UNTRUSTED authserv-id is ignored, never an error */
+		allowd_auth_facts f;
+		memset(&f, 0, sizeof(f));
+		assert_int_equal(parse(&f, "alice@example.com"), 0);
+		assert_int_equal(parse(&f, "other.example spf=pass smtp.mailfrom=a.example"), 0);
+		assert_int_equal(parse(&f, "other.example 1 dkim=pass header.d=a.example"), 0);
+		assert_untouched(&f);
+	}
 	expect_invalid("\"unterminated authserv-id; spf=pass");
 	expect_invalid("\x01\x02\x03");
 	expect_invalid("mx.example.com 1 (open");
