@@ -5,6 +5,7 @@
  * JSON value for scripts.  Exit codes are in allowd/cli.h.
  */
 #include "allowd/cli.h"
+#include "cli/cli_int.h"
 #include "allowd/auth.h"
 #include "allowd/clock.h"
 #include "allowd/error.h"
@@ -20,31 +21,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_FLAG_VALUES 64
-
-typedef struct flag {
-	char *name;
-	const char *values[MAX_FLAG_VALUES];
-	int n;
-} flag;
-
-typedef struct cli {
-	const char *data_dir;
-	int json;
-	allowd_store *store;
-	allowd_auth *auth;
-	const char *positional[4];
-	int n_positional;
-	flag flags[8];
-	int n_flags;
-	FILE *out, *err;
-} cli;
-
 typedef struct command {
-	const char *noun, *verb;
+	const char *noun, *verb; /* verb NULL: a one-word command (eval) */
 	int (*run)(cli *c);
 	const char *usage;
-	const char *flags[8]; /* accepted flag names */
+	const char *flags[MAX_FLAGS]; /* accepted flag names */
 	int positional;       /* number of positional arguments */
 } command;
 
@@ -573,6 +554,18 @@ static const command commands[] = {
 	{"token", "disable", token_disable, "token disable ID", {NULL}, 1},
 	{"token", "enable", token_enable, "token enable ID", {NULL}, 1},
 	{"token", "revoke", token_revoke, "token revoke ID", {NULL}, 1},
+	{"eval",
+	 NULL,
+	 cli_eval,
+	 "eval --account ID [--eml FILE|-] [--envelope-from A] [--header-from A] [--reply-to A]...\n"
+	 "                [--recipient A]... [--client-ip IP] [--server-name HOST]\n"
+	 "                [--auth-results VALUE]... [--trusted-authserv-id ID]...\n"
+	 "                [--spf RESULT[:DOMAIN]] [--dkim RESULT:DOMAIN]... [--dmarc RESULT[:DOMAIN]]\n"
+	 "                [--disposition D]...",
+	 {"account", "eml", "envelope-from", "header-from", "reply-to", "recipient", "client-ip",
+	  "server-name", "auth-results", "trusted-authserv-id", "spf", "dkim", "dmarc",
+	  "disposition"},
+	 0},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -580,7 +573,8 @@ static const command commands[] = {
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: allowctl [--data-dir DIR] [--json] COMMAND\n\n"
-		     "Administers allowd's accounts, users and tokens (also while the server runs).\n"
+		     "Administers allowd's accounts, users and tokens (also while the server runs)\n"
+		     "and evaluates messages against an account's policies.\n"
 		     "--data-dir defaults to $ALLOWD_DATA_DIR or ./var, as for allowd.\n\n"
 		     "Commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
@@ -590,7 +584,7 @@ static void usage(FILE *out)
 
 static int accepts(const command *cmd, const char *name)
 {
-	for (int i = 0; i < 8 && cmd->flags[i]; i++)
+	for (int i = 0; i < MAX_FLAGS && cmd->flags[i]; i++)
 		if (strcmp(cmd->flags[i], name) == 0)
 			return 1;
 	return 0;
@@ -653,7 +647,7 @@ int allowd_cli_main(int argc, char **argv, FILE *out, FILE *err)
 				continue;
 			}
 			if (!(f = find_flag(&c, fname))) {
-				if (c.n_flags == 8)
+				if (c.n_flags == MAX_FLAGS)
 					return fail(&c, ALLOWD_CLI_USAGE, "too many options");
 				f = &c.flags[c.n_flags++];
 				if (!(f->name = strndup(fname, nlen)))
@@ -673,13 +667,21 @@ int allowd_cli_main(int argc, char **argv, FILE *out, FILE *err)
 			goto out;
 		}
 	}
-	if (!noun || !verb) {
+	for (size_t k = 0; noun && k < N_COMMANDS; k++)
+		if (strcmp(commands[k].noun, noun) == 0 && !commands[k].verb)
+			cmd = &commands[k];
+	if (cmd && verb) { /* a one-word command: the second word is a positional argument */
+		rc = fail(&c, ALLOWD_CLI_USAGE, "usage: allowctl %s", cmd->usage);
+		goto out;
+	}
+	if (!cmd && (!noun || !verb)) {
 		usage(err);
 		rc = ALLOWD_CLI_USAGE;
 		goto out;
 	}
-	for (size_t k = 0; k < N_COMMANDS; k++)
-		if (strcmp(commands[k].noun, noun) == 0 && strcmp(commands[k].verb, verb) == 0)
+	for (size_t k = 0; !cmd && k < N_COMMANDS; k++)
+		if (commands[k].verb && strcmp(commands[k].noun, noun) == 0 &&
+		    strcmp(commands[k].verb, verb) == 0)
 			cmd = &commands[k];
 	if (!cmd) {
 		rc = fail(&c, ALLOWD_CLI_USAGE, "unknown command '%s %s' (see --help)", noun, verb);
@@ -687,8 +689,9 @@ int allowd_cli_main(int argc, char **argv, FILE *out, FILE *err)
 	}
 	for (int k = 0; k < c.n_flags; k++)
 		if (!accepts(cmd, c.flags[k].name)) {
-			rc = fail(&c, ALLOWD_CLI_USAGE, "%s %s does not take --%s; usage: allowctl %s",
-				  noun, verb, c.flags[k].name, cmd->usage);
+			rc = fail(&c, ALLOWD_CLI_USAGE, "%s%s%s does not take --%s; usage: allowctl %s",
+				  noun, verb ? " " : "", verb ? verb : "", c.flags[k].name,
+				  cmd->usage);
 			goto out;
 		}
 	if (c.n_positional != cmd->positional) {
