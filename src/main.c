@@ -95,6 +95,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN); /* a file-size limit: writes fail (503), the server lives */
 
 	if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
 		log_error("cannot create data directory %s: %s", cfg.data_dir, strerror(errno));

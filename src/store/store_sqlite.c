@@ -364,15 +364,48 @@ static void *writer_main(void *arg)
 				j->rc = j->fn(c, j->arg);
 				if (j->rc) {
 					j->err = *allowd_error_last();
-					conn_exec(c, "ROLLBACK TO job");
+					if (!sqlite3_get_autocommit(c->db))
+						conn_exec(c, "ROLLBACK TO job");
 					j->changes.n = 0;
 				}
-				conn_exec(c, "RELEASE job");
+				if (!sqlite3_get_autocommit(c->db) &&
+				    conn_exec(c, "RELEASE job") != 0 && j->rc == 0) {
+					j->rc = allowd_error_last()->code;
+					j->err = *allowd_error_last();
+				}
 			} else {
 				j->err = *allowd_error_last();
 			}
 			c->recording = NULL;
+			/*
+			 * On a full disk or an I/O error SQLite rolls back the whole
+			 * transaction, not just the statement: every job of the group so
+			 * far is lost.  Fail them all (the later ones too) rather than let
+			 * a later SAVEPOINT start a fresh transaction behind their backs.
+			 */
+			if (sqlite3_get_autocommit(c->db)) {
+				allowd_error lost;
+				if (j->rc == ALLOWD_EUNAVAILABLE || j->rc == ALLOWD_ERR)
+					lost = j->err;
+				else {
+					allowd_error_set(ALLOWD_EUNAVAILABLE, NULL,
+							 "storage unavailable: the transaction was "
+							 "rolled back");
+					lost = *allowd_error_last();
+				}
+				for (job *k = batch; k != j->next; k = k->next) {
+					if (k->rc == 0 || k == j) {
+						k->rc = lost.code;
+						k->err = lost;
+					}
+					k->changes.n = 0;
+				}
+				allowd_error_restore(&lost);
+				rc = lost.code;
+			}
 		}
+		if (rc && !sqlite3_get_autocommit(c->db))
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 		if (!rc && (rc = conn_exec(c, "COMMIT")) != 0) {
 			allowd_error commit_err = *allowd_error_last();
 			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
