@@ -26,7 +26,7 @@ typedef struct command {
 	int (*run)(cli *c);
 	const char *usage;
 	const char *flags[MAX_FLAGS]; /* accepted flag names */
-	int positional;       /* number of positional arguments */
+	int positional;               /* number of positional arguments */
 } command;
 
 /* ---- helpers -------------------------------------------------------- */
@@ -48,9 +48,9 @@ static int fail(cli *c, int code, const char *fmt, ...)
 static int fail_error(cli *c, int rc)
 {
 	const allowd_error *e = allowd_error_last();
-	int code = rc == ALLOWD_ENOTFOUND			      ? ALLOWD_CLI_NOTFOUND
-		   : rc == ALLOWD_EINVALID || rc == ALLOWD_EDUPLICATE ? ALLOWD_CLI_INVALID
-								      : ALLOWD_CLI_FAILURE;
+	int code = rc == ALLOWD_ENOTFOUND                             ? ALLOWD_CLI_NOTFOUND
+	           : rc == ALLOWD_EINVALID || rc == ALLOWD_EDUPLICATE ? ALLOWD_CLI_INVALID
+	                                                              : ALLOWD_CLI_FAILURE;
 	return fail(c, code, "%s", e->message[0] ? e->message : allowd_error_default_message(rc));
 }
 
@@ -107,7 +107,7 @@ static json_t *grants_json(const allowd_grant *g, size_t n, const char *key)
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(a, json_pack("{s:s, s:s}", "account_id", g[i].account_id, key,
-						   perm_name(g[i].perm)));
+		                                   perm_name(g[i].perm)));
 	return a;
 }
 
@@ -117,7 +117,7 @@ static void grants_text(char *buf, size_t len, const allowd_grant *g, size_t n)
 	buf[0] = '\0';
 	for (size_t i = 0; i < n && o < len; i++) {
 		int w = snprintf(buf + o, len - o, "%s%s:%s", i ? "," : "", g[i].account_id,
-				 perm_name(g[i].perm));
+		                 perm_name(g[i].perm));
 		if (w < 0)
 			break;
 		o += (size_t)w;
@@ -129,8 +129,8 @@ static void grants_text(char *buf, size_t len, const allowd_grant *g, size_t n)
 static int need_account_id(cli *c, const char *id)
 {
 	if (!allowd_is_hex_id(id))
-		return fail(c, ALLOWD_CLI_INVALID, "'%s' is not an account id (32 hexadecimal characters)",
-			    id);
+		return fail(c, ALLOWD_CLI_INVALID,
+		            "'%s' is not an account id (32 hexadecimal characters)", id);
 	return 0;
 }
 
@@ -171,9 +171,9 @@ static int account_list(cli *c)
 		for (size_t i = 0; i < n; i++) {
 			allowd_time_format(t, sizeof(t), a[i].created_at);
 			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I}", "id", a[i].id,
-							     "name", a[i].name ? a[i].name : "",
-							     "created_at", t, "policies",
-							     (json_int_t)a[i].policy_count));
+			                                     "name", a[i].name ? a[i].name : "",
+			                                     "created_at", t, "policies",
+			                                     (json_int_t)a[i].policy_count));
 		}
 		rc = emit(c, arr);
 		json_decref(arr);
@@ -182,7 +182,7 @@ static int account_list(cli *c)
 		for (size_t i = 0; i < n; i++) {
 			allowd_time_format(t, sizeof(t), a[i].created_at);
 			fprintf(c->out, "%-32s  %-24s  %8lld  %s\n", a[i].id, t,
-				(long long)a[i].policy_count, a[i].name ? a[i].name : "");
+			        (long long)a[i].policy_count, a[i].name ? a[i].name : "");
 		}
 	}
 	allowd_account_list_free(a, n);
@@ -218,9 +218,10 @@ static int print_email_key(cli *c, const char *email, const char *key)
 		rc = emit(c, j);
 		json_decref(j);
 	} else {
-		fprintf(c->out, "email:   %s\napi_key: %s\n(the key is shown once; only its hash is "
-				"kept)\n",
-			email, key);
+		fprintf(c->out,
+		        "email:   %s\napi_key: %s\n(the key is shown once; only its hash is "
+		        "kept)\n",
+		        email, key);
 	}
 	return rc;
 }
@@ -232,7 +233,7 @@ static int valid_email(cli *c, const char *email)
 		return fail(c, ALLOWD_CLI_USAGE, "--email EMAIL is required");
 	if (allowd_pattern_email(&norm, email))
 		return fail(c, ALLOWD_CLI_INVALID, "--email %s: %s", email,
-			    allowd_error_last()->message);
+		            allowd_error_last()->message);
 	free(norm);
 	return 0;
 }
@@ -281,14 +282,14 @@ static int user_roll_key(cli *c)
 static int user_add_to_account(cli *c)
 {
 	const char *email = flag_value(c, "email"), *acc = flag_value(c, "account"),
-		   *role = flag_value(c, "role");
+	           *role = flag_value(c, "role");
 	allowd_perm perm;
 	allowd_user u;
 	int rc;
 
 	if (!email || !acc || !role)
 		return fail(c, ALLOWD_CLI_USAGE,
-			    "user add-to-account needs --email E --account ID --role read|write");
+		            "user add-to-account needs --email E --account ID --role read|write");
 	if (parse_perm(&perm, role))
 		return fail(c, ALLOWD_CLI_USAGE, "--role must be read or write");
 	if ((rc = need_account_id(c, acc)))
@@ -301,8 +302,8 @@ static int user_add_to_account(cli *c)
 	if ((rc = allowd_store_membership_set(c->store, email, acc, perm)))
 		return fail_error(c, rc);
 	if (c->json) {
-		json_t *j = json_pack("{s:s, s:s, s:s}", "email", email, "account_id", acc, "role",
-				      role);
+		json_t *j =
+		    json_pack("{s:s, s:s, s:s}", "email", email, "account_id", acc, "role", role);
 		rc = emit(c, j);
 		json_decref(j);
 		return rc;
@@ -323,10 +324,9 @@ static int user_list(cli *c)
 	if (c->json) {
 		json_t *arr = json_array();
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(arr, json_pack("{s:s, s:o}", "email", u[i].email,
-							     "accounts",
-							     grants_json(u[i].grants, u[i].n_grants,
-									 "role")));
+			json_array_append_new(
+			    arr, json_pack("{s:s, s:o}", "email", u[i].email, "accounts",
+			                   grants_json(u[i].grants, u[i].n_grants, "role")));
 		rc = emit(c, arr);
 		json_decref(arr);
 	} else {
@@ -376,7 +376,7 @@ static int token_create(cli *c)
 	memset(&t, 0, sizeof(t));
 	if (!accounts || !perms || accounts->n != perms->n)
 		return fail(c, ALLOWD_CLI_USAGE,
-			    "token create needs one --perm read|write after each --account ID");
+		            "token create needs one --perm read|write after each --account ID");
 	for (int i = 0; i < accounts->n; i++) {
 		if ((rc = need_account_id(c, accounts->values[i])))
 			return rc;
@@ -385,7 +385,7 @@ static int token_create(cli *c)
 		if ((rc = allowd_store_account_exists(c->store, accounts->values[i])))
 			return fail(c, ALLOWD_CLI_NOTFOUND, "no account %s", accounts->values[i]);
 		snprintf(grants[i].account_id, sizeof(grants[i].account_id), "%s",
-			 accounts->values[i]);
+		         accounts->values[i]);
 		for (char *p = grants[i].account_id; *p; p++)
 			if (*p >= 'A' && *p <= 'F')
 				*p = (char)(*p + 32);
@@ -395,7 +395,8 @@ static int token_create(cli *c)
 	if (not_before && allowd_time_parse(&t.not_before, not_before))
 		return fail(c, ALLOWD_CLI_USAGE, "--not-before: %s", allowd_error_last()->message);
 	for (int i = 0; ips && i < ips->n; i++) {
-		int w = snprintf(joined + o, sizeof(joined) - o, "%s%s", i ? "," : "", ips->values[i]);
+		int w =
+		    snprintf(joined + o, sizeof(joined) - o, "%s%s", i ? "," : "", ips->values[i]);
 		if (w < 0 || (size_t)w >= sizeof(joined) - o)
 			return fail(c, ALLOWD_CLI_USAGE, "too many --ip ranges");
 		o += (size_t)w;
@@ -419,9 +420,10 @@ static int token_create(cli *c)
 		rc = emit(c, j);
 		json_decref(j);
 	} else {
-		fprintf(c->out, "id:    %s\ntoken: %s\n(the token is shown once; only its hash is "
-				"kept)\n",
-			t.id, secret);
+		fprintf(c->out,
+		        "id:    %s\ntoken: %s\n(the token is shown once; only its hash is "
+		        "kept)\n",
+		        t.id, secret);
 	}
 	sodium_memzero(secret, sizeof(secret));
 	return rc;
@@ -452,34 +454,34 @@ static int token_list(cli *c)
 		json_t *arr = json_array();
 		for (size_t i = 0; i < n; i++) {
 			json_t *o = json_pack("{s:s, s:s, s:o}", "id", t[i].id, "status",
-					      token_status(&t[i], now), "grants",
-					      grants_json(t[i].grants, t[i].n_grants, "perm"));
+			                      token_status(&t[i], now), "grants",
+			                      grants_json(t[i].grants, t[i].n_grants, "perm"));
 			time_or_dash(exp, sizeof(exp), t[i].expires_on);
 			time_or_dash(nb, sizeof(nb), t[i].not_before);
 			time_or_dash(used, sizeof(used), t[i].last_used);
-			json_object_set_new(o, "expires_on", t[i].expires_on ? json_string(exp)
-									     : json_null());
-			json_object_set_new(o, "not_before", t[i].not_before ? json_string(nb)
-									     : json_null());
-			json_object_set_new(o, "last_used", t[i].last_used ? json_string(used)
-									   : json_null());
-			json_object_set_new(o, "ip_ranges", json_string(t[i].ip_ranges ? t[i].ip_ranges
-										       : ""));
+			json_object_set_new(o, "expires_on",
+			                    t[i].expires_on ? json_string(exp) : json_null());
+			json_object_set_new(o, "not_before",
+			                    t[i].not_before ? json_string(nb) : json_null());
+			json_object_set_new(o, "last_used",
+			                    t[i].last_used ? json_string(used) : json_null());
+			json_object_set_new(o, "ip_ranges",
+			                    json_string(t[i].ip_ranges ? t[i].ip_ranges : ""));
 			json_array_append_new(arr, o);
 		}
 		rc = emit(c, arr);
 		json_decref(arr);
 	} else {
 		fprintf(c->out, "%-32s  %-8s  %-24s  %-24s  %s\n", "ID", "STATUS", "EXPIRES",
-			"LAST USED", "GRANTS (account:perm)");
+		        "LAST USED", "GRANTS (account:perm)");
 		for (size_t i = 0; i < n; i++) {
 			grants_text(g, sizeof(g), t[i].grants, t[i].n_grants);
 			time_or_dash(exp, sizeof(exp), t[i].expires_on);
 			time_or_dash(used, sizeof(used), t[i].last_used);
 			fprintf(c->out, "%-32s  %-8s  %-24s  %-24s  %s%s%s\n", t[i].id,
-				token_status(&t[i], now), exp, used, g,
-				t[i].ip_ranges && *t[i].ip_ranges ? " ip=" : "",
-				t[i].ip_ranges ? t[i].ip_ranges : "");
+			        token_status(&t[i], now), exp, used, g,
+			        t[i].ip_ranges && *t[i].ip_ranges ? " ip=" : "",
+			        t[i].ip_ranges ? t[i].ip_ranges : "");
 		}
 	}
 	allowd_token_list_free(t, n);
@@ -501,9 +503,9 @@ static int token_change(cli *c, const char *verb)
 		return fail_error(c, rc);
 	if (c->json) {
 		json_t *j = json_pack("{s:s, s:s}", "id", id, "status",
-				      strcmp(verb, "revoke") == 0	? "revoked"
-				      : strcmp(verb, "enable") == 0 ? "active"
-								      : "disabled");
+		                      strcmp(verb, "revoke") == 0   ? "revoked"
+		                      : strcmp(verb, "enable") == 0 ? "active"
+		                                                    : "disabled");
 		rc = emit(c, j);
 		json_decref(j);
 		return rc;
@@ -530,56 +532,57 @@ static int token_revoke(cli *c)
 /* ---- the command table ---------------------------------------------- */
 
 static const command commands[] = {
-	{"account", "create", account_create, "account create --name NAME", {"name"}, 0},
-	{"account", "list", account_list, "account list", {NULL}, 0},
-	{"account", "delete", account_delete, "account delete ID", {NULL}, 1},
-	{"user", "create", user_create, "user create --email EMAIL", {"email"}, 0},
-	{"user",
-	 "add-to-account",
-	 user_add_to_account,
-	 "user add-to-account --email EMAIL --account ID --role read|write",
-	 {"email", "account", "role"},
-	 0},
-	{"user", "list", user_list, "user list", {NULL}, 0},
-	{"user", "delete", user_delete, "user delete --email EMAIL", {"email"}, 0},
-	{"user", "roll-key", user_roll_key, "user roll-key --email EMAIL", {"email"}, 0},
-	{"token",
-	 "create",
-	 token_create,
-	 "token create --account ID --perm read|write [--account ID --perm ...] "
-	 "[--expires RFC3339] [--not-before RFC3339] [--ip CIDR]...",
-	 {"account", "perm", "expires", "not-before", "ip"},
-	 0},
-	{"token", "list", token_list, "token list", {NULL}, 0},
-	{"token", "disable", token_disable, "token disable ID", {NULL}, 1},
-	{"token", "enable", token_enable, "token enable ID", {NULL}, 1},
-	{"token", "revoke", token_revoke, "token revoke ID", {NULL}, 1},
-	{"eval",
-	 NULL,
-	 cli_eval,
-	 "eval --account ID [--eml FILE|-] [--envelope-from A] [--header-from A] [--reply-to A]...\n"
-	 "                [--recipient A]... [--client-ip IP] [--server-name HOST]\n"
-	 "                [--auth-results VALUE]... [--trusted-authserv-id ID]...\n"
-	 "                [--spf RESULT[:DOMAIN]] [--dkim RESULT:DOMAIN]... [--dmarc RESULT[:DOMAIN]]\n"
-	 "                [--disposition D]...",
-	 {"account", "eml", "envelope-from", "header-from", "reply-to", "recipient", "client-ip",
-	  "server-name", "auth-results", "trusted-authserv-id", "spf", "dkim", "dmarc",
-	  "disposition"},
-	 0},
+    {"account", "create", account_create, "account create --name NAME", {"name"}, 0},
+    {"account", "list", account_list, "account list", {NULL}, 0},
+    {"account", "delete", account_delete, "account delete ID", {NULL}, 1},
+    {"user", "create", user_create, "user create --email EMAIL", {"email"}, 0},
+    {"user",
+     "add-to-account",
+     user_add_to_account,
+     "user add-to-account --email EMAIL --account ID --role read|write",
+     {"email", "account", "role"},
+     0},
+    {"user", "list", user_list, "user list", {NULL}, 0},
+    {"user", "delete", user_delete, "user delete --email EMAIL", {"email"}, 0},
+    {"user", "roll-key", user_roll_key, "user roll-key --email EMAIL", {"email"}, 0},
+    {"token",
+     "create",
+     token_create,
+     "token create --account ID --perm read|write [--account ID --perm ...] "
+     "[--expires RFC3339] [--not-before RFC3339] [--ip CIDR]...",
+     {"account", "perm", "expires", "not-before", "ip"},
+     0},
+    {"token", "list", token_list, "token list", {NULL}, 0},
+    {"token", "disable", token_disable, "token disable ID", {NULL}, 1},
+    {"token", "enable", token_enable, "token enable ID", {NULL}, 1},
+    {"token", "revoke", token_revoke, "token revoke ID", {NULL}, 1},
+    {"eval",
+     NULL,
+     cli_eval,
+     "eval --account ID [--eml FILE|-] [--envelope-from A] [--header-from A] [--reply-to A]...\n"
+     "                [--recipient A]... [--client-ip IP] [--server-name HOST]\n"
+     "                [--auth-results VALUE]... [--trusted-authserv-id ID]...\n"
+     "                [--spf RESULT[:DOMAIN]] [--dkim RESULT:DOMAIN]... [--dmarc RESULT[:DOMAIN]]\n"
+     "                [--disposition D]...",
+     {"account", "eml", "envelope-from", "header-from", "reply-to", "recipient", "client-ip",
+      "server-name", "auth-results", "trusted-authserv-id", "spf", "dkim", "dmarc", "disposition"},
+     0},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: allowctl [--data-dir DIR] [--json] COMMAND\n\n"
-		     "Administers allowd's accounts, users and tokens (also while the server runs)\n"
-		     "and evaluates messages against an account's policies.\n"
-		     "--data-dir defaults to $ALLOWD_DATA_DIR or ./var, as for allowd.\n\n"
-		     "Commands:\n");
+	fprintf(out,
+	        "usage: allowctl [--data-dir DIR] [--json] COMMAND\n\n"
+	        "Administers allowd's accounts, users and tokens (also while the server runs)\n"
+	        "and evaluates messages against an account's policies.\n"
+	        "--data-dir defaults to $ALLOWD_DATA_DIR or ./var, as for allowd.\n\n"
+	        "Commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  allowctl %s\n", commands[i].usage);
-	fprintf(out, "\nExit codes: 0 success, 1 failure, 2 usage, 3 not found, 4 invalid input.\n");
+	fprintf(out,
+	        "\nExit codes: 0 success, 1 failure, 2 usage, 3 not found, 4 invalid input.\n");
 }
 
 static int accepts(const command *cmd, const char *name)
@@ -597,7 +600,7 @@ static int open_store(cli *c)
 
 	if (mkdir(c->data_dir, 0700) != 0 && errno != EEXIST)
 		return fail(c, ALLOWD_CLI_FAILURE, "cannot create %s: %s", c->data_dir,
-			    strerror(errno));
+		            strerror(errno));
 	if (snprintf(path, sizeof(path), "%s/allowd.db", c->data_dir) >= (int)sizeof(path))
 		return fail(c, ALLOWD_CLI_USAGE, "--data-dir is too long");
 	so.path = path;
@@ -623,7 +626,8 @@ int allowd_cli_main(int argc, char **argv, FILE *out, FILE *err)
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(out);
-			return 0;
+			rc = 0;
+			goto out;
 		}
 		if (strcmp(a, "--json") == 0) {
 			c.json = 1;
@@ -632,29 +636,39 @@ int allowd_cli_main(int argc, char **argv, FILE *out, FILE *err)
 			char fname[32];
 			size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
 			flag *f;
-			if (nlen >= sizeof(fname))
-				return fail(&c, ALLOWD_CLI_USAGE, "unknown option %s", a);
+			if (nlen >= sizeof(fname)) {
+				rc = fail(&c, ALLOWD_CLI_USAGE, "unknown option %s", a);
+				goto out;
+			}
 			memcpy(fname, name, nlen);
 			fname[nlen] = '\0';
 			if (eq)
 				val = eq + 1;
 			else if (i + 1 < argc)
 				val = argv[++i];
-			else
-				return fail(&c, ALLOWD_CLI_USAGE, "option --%s needs a value", fname);
+			else {
+				rc = fail(&c, ALLOWD_CLI_USAGE, "option --%s needs a value", fname);
+				goto out;
+			}
 			if (strcmp(fname, "data-dir") == 0) {
 				c.data_dir = val;
 				continue;
 			}
 			if (!(f = find_flag(&c, fname))) {
-				if (c.n_flags == MAX_FLAGS)
-					return fail(&c, ALLOWD_CLI_USAGE, "too many options");
+				if (c.n_flags == MAX_FLAGS) {
+					rc = fail(&c, ALLOWD_CLI_USAGE, "too many options");
+					goto out;
+				}
 				f = &c.flags[c.n_flags++];
-				if (!(f->name = strndup(fname, nlen)))
-					return fail(&c, ALLOWD_CLI_FAILURE, "out of memory");
+				if (!(f->name = strndup(fname, nlen))) {
+					rc = fail(&c, ALLOWD_CLI_FAILURE, "out of memory");
+					goto out;
+				}
 			}
-			if (f->n == MAX_FLAG_VALUES)
-				return fail(&c, ALLOWD_CLI_USAGE, "too many --%s", fname);
+			if (f->n == MAX_FLAG_VALUES) {
+				rc = fail(&c, ALLOWD_CLI_USAGE, "too many --%s", fname);
+				goto out;
+			}
 			f->values[f->n++] = val;
 		} else if (!noun) {
 			noun = a;
@@ -689,9 +703,9 @@ int allowd_cli_main(int argc, char **argv, FILE *out, FILE *err)
 	}
 	for (int k = 0; k < c.n_flags; k++)
 		if (!accepts(cmd, c.flags[k].name)) {
-			rc = fail(&c, ALLOWD_CLI_USAGE, "%s%s%s does not take --%s; usage: allowctl %s",
-				  noun, verb ? " " : "", verb ? verb : "", c.flags[k].name,
-				  cmd->usage);
+			rc = fail(&c, ALLOWD_CLI_USAGE,
+			          "%s%s%s does not take --%s; usage: allowctl %s", noun,
+			          verb ? " " : "", verb ? verb : "", c.flags[k].name, cmd->usage);
 			goto out;
 		}
 	if (c.n_positional != cmd->positional) {

@@ -81,19 +81,22 @@ int engine_domain(char *out, size_t len, const char *raw)
 
 	if (n && raw[n - 1] == '.')
 		n--;
-	if (n == 0 || n >= len)
+	if (n == 0)
 		return -1;
 	for (i = 0; i < n; i++)
 		if ((unsigned char)raw[i] >= 0x80)
 			ascii = 0;
 	if (ascii) {
+		if (n >= len)
+			return -1;
 		/* the fast path: case folding only; no IDNA work for ASCII names */
 		for (i = 0; i < n; i++)
 			out[i] = (char)tolower((unsigned char)raw[i]);
 		out[n] = '\0';
 		return 0;
 	} else {
-		char tmp[ADDR_MAX], *alabel = NULL;
+		/* the limit is on the result: mapping can shorten (U+200B vanishes) */
+		char tmp[4 * ADDR_MAX], *alabel = NULL;
 		size_t alen;
 		if (n >= sizeof(tmp))
 			return -1;

@@ -108,7 +108,7 @@ static int domain_norm(char **out, const char *s, size_t len)
 	int rc;
 
 	*out = NULL;
-	if (len == 0)
+	if (len == 0 || len >= 4 * (SUBJECT_MAX + 1)) /* the engine reads at most this much */
 		return 0;
 	in = malloc(len + 1);
 	if (!in)
