@@ -5,9 +5,9 @@ BUILD     ?= build
 ASAN      ?= build-asan
 LISTEN    ?= 127.0.0.1:8787
 DATA_DIR  ?= ./var
-WERROR    := $(if $(CI),ON,ON)
+WERROR    := ON
 
-.PHONY: all deps build build-asan run test test-unit test-asan test-sdk lint bench fuzz clean sdk-deps
+.PHONY: all deps build build-asan run test lint bench fuzz stress clean sdk-deps
 
 all: build
 
@@ -34,20 +34,25 @@ sdk-deps:
 lint:
 	@bash scripts/lint.sh
 
-# The whole suite: lint, unit + e2e + SDK tests on the normal build, then unit +
-# e2e tests again under ASan+UBSan.
+# The whole suite: lint; unit, e2e, SDK (+ Prism contract), fuzz-corpus replay
+# and short stress tests on the normal build; the same minus the SDK under
+# ASan+UBSan; then cppcheck and clang-tidy (scripts/static-analysis.sh).
 test: build build-asan sdk-deps lint
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure -j $(JOBS) -LE sdk
+		ctest --output-on-failure -j $(JOBS) -LE "sdk|slow"
+	bash scripts/static-analysis.sh $(BUILD)
 
 bench: build
 	bash bench/api.sh
 	bash bench/engine.sh
 
 fuzz:
-	@echo "fuzz targets: see fuzz/README.md" && bash fuzz/run.sh
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+
+stress: build
+	bash tests/stress/crash.sh 200
 
 clean:
 	rm -rf $(BUILD) $(ASAN)
