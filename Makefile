@@ -3,11 +3,13 @@
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD     ?= build
 ASAN      ?= build-asan
+TSAN      ?= build-tsan
 LISTEN    ?= 127.0.0.1:8787
 DATA_DIR  ?= ./var
 WERROR    := ON
 
-.PHONY: all deps build build-asan run test lint bench fuzz stress clean sdk-deps
+.PHONY: all deps build build-asan build-tsan run test test-tsan valgrind lint bench fuzz stress \
+	clean sdk-deps
 
 all: build
 
@@ -23,6 +25,11 @@ build-asan: deps
 	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DALLOWD_WERROR=$(WERROR) \
 		-DALLOWD_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN) -j $(JOBS)
+
+build-tsan: deps
+	@cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DALLOWD_WERROR=$(WERROR) \
+		-DALLOWD_TSAN=ON >/dev/null
+	@cmake --build $(TSAN) -j $(JOBS)
 
 run: build
 	./$(BUILD)/allowd --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -44,6 +51,15 @@ test: build build-asan sdk-deps lint
 		ctest --output-on-failure -j $(JOBS) -LE "sdk|slow"
 	bash scripts/static-analysis.sh $(BUILD)
 
+# ThreadSanitizer over the concurrent parts, and valgrind memcheck of two e2e
+# programs (not yet part of `make test`: see docs/reliability.md).
+test-tsan: build-tsan
+	cd $(TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		ctest --output-on-failure -j $(JOBS) -L tsan
+
+valgrind: build
+	bash scripts/valgrind.sh $(BUILD)
+
 bench: build
 	bash bench/api.sh
 	bash bench/engine.sh
@@ -55,4 +71,4 @@ stress: build
 	bash tests/stress/crash.sh 200
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(TSAN)

@@ -26,7 +26,7 @@ for tool in "$clang_tidy" "$cppcheck"; do
 	command -v "$tool" >/dev/null || { echo "static-analysis: $tool is not installed" >&2; exit 2; }
 done
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/allowd-static.XXXXXX")
+work=$(mktemp -d "$build/static-analysis.XXXXXX") # private: not under a shared /tmp
 trap 'rm -rf "$work"' EXIT
 status=0
 start=$(date +%s)
