@@ -35,6 +35,7 @@ static allowd_store *store;
 static allowd_policy_list baseline;
 static int64_t max_baseline_id;
 static char base_path[600], work_path[600];
+static bool debug; /* ALLOWD_FUZZ_DEBUG set: print each outcome */
 
 static void open_store(void)
 {
@@ -105,6 +106,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
+	debug = getenv("ALLOWD_FUZZ_DEBUG") != NULL;
 	fuzz_path(base_path, sizeof(base_path), "base.db");
 	fuzz_path(work_path, sizeof(work_path), "work.db");
 	if (allowd_store_open(&store, &o) != 0)
@@ -241,6 +243,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	parsed = allowd_json_parse_body(&body, "application/json", text, size) == 0;
 	allowd_error_clear();
 	rc = api_policy_batch(&api, &req, &resp);
+	if (debug)
+		fprintf(stderr, "batch: rc %d %s %s\n", rc, rc ? allowd_error_last()->pointer : "",
+			rc ? allowd_error_last()->message : "ok");
 	if (rc != 0) {
 		const allowd_error *e = allowd_error_last();
 		FUZZ_CHECK(rc == ALLOWD_EINVALID || rc == ALLOWD_EDUPLICATE,
