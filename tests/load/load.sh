@@ -28,7 +28,8 @@
 #   LOAD_TMPDIR=$TMPDIR        where the data dir lives
 #   LOAD_KEEP=1                keep the run's files (kept anyway when the run fails)
 # Exit status: 0 pass, 1 a violation, 2 cannot run (usage, missing tools, no server).
-# Every process it starts and its temp dir are removed on exit.
+# Every process it starts is stopped on exit, and its temp dir removed unless
+# the run failed (exit 1) or LOAD_KEEP is set.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
