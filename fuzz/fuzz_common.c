@@ -115,38 +115,6 @@ bool fuzz_is_error_code(int rc)
 	return rc <= ALLOWD_ERR && rc >= ALLOWD_ETOKEN;
 }
 
-bool fuzz_masked(const char *id)
-{
-	static const char *mask;
-	static bool read;
-	size_t n = strlen(id);
-
-	if (!read) {
-		mask = getenv("ALLOWD_FUZZ_MASK");
-		read = true;
-	}
-	for (const char *p = mask; p && *p;) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		if (len == n && strncmp(p, id, n) == 0)
-			return true;
-		p = comma ? comma + 1 : NULL;
-	}
-	return false;
-}
-
-bool fuzz_long_non_ascii(const char *s, size_t n)
-{
-	size_t len;
-	bool non_ascii = false;
-
-	if (!s)
-		return false;
-	for (len = 0; s[len]; len++)
-		non_ascii |= (unsigned char)s[len] >= 0x80;
-	return non_ascii && len > n;
-}
-
 /* ---- the seeded account ---------------------------------------------- */
 
 static const struct seed {

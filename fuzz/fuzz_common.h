@@ -52,17 +52,6 @@ bool fuzz_policy_equal(const allowd_policy *a, const allowd_policy *b, bool all)
 /* True when `s` equals one of the allowd_error_code values. */
 bool fuzz_is_error_code(int rc);
 
-/*
- * True when `id` is listed in $ALLOWD_FUZZ_MASK (comma-separated).  A long
- * campaign masks an invariant that already has an open, reported finding so
- * that the target keeps exploring past it; replay tests never set it.
- * Known ids are listed in fuzz/README.md.
- */
-bool fuzz_masked(const char *id);
-
-/* True when s is longer than `n` bytes and holds a non-ASCII byte. */
-bool fuzz_long_non_ascii(const char *s, size_t n);
-
 /* The policies every store-backed target seeds its account with. */
 extern const char *const fuzz_account_id;
 

@@ -284,19 +284,6 @@ static void check_decoded(const allowd_message *m)
 	FUZZ_CHECK(m->auth.n_dkim <= ALLOWD_DKIM_MAX, "n_dkim %zu", m->auth.n_dkim);
 }
 
-/* A value that reaches the open engine-raw-length finding (fuzz/README.md). */
-static bool long_non_ascii_value(const allowd_message *m)
-{
-	bool hit = fuzz_long_non_ascii(m->envelope_from, 250) ||
-		   fuzz_long_non_ascii(m->header_from, 250) ||
-		   fuzz_long_non_ascii(m->server_name, 250);
-	for (size_t i = 0; i < m->n_reply_to; i++)
-		hit |= fuzz_long_non_ascii(m->reply_to[i], 250);
-	for (size_t i = 0; i < m->n_recipients; i++)
-		hit |= fuzz_long_non_ascii(m->recipients[i], 250);
-	return hit;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_t *body = NULL;
@@ -320,8 +307,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		goto out;
 	}
 	check_decoded(&msg.m);
-	if (fuzz_masked("engine-raw-length") && long_non_ascii_value(&msg.m))
-		goto done;
 
 	for (int c = 0; c < N_CONFIGS; c++) {
 		allowd_decision eng, ref;
@@ -342,7 +327,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		allowd_decision_clear(&eng);
 		allowd_decision_clear(&ref);
 	}
-done:
 	api_message_clear(&msg);
 out:
 	json_decref(body);
