@@ -67,8 +67,11 @@ bench: build
 fuzz:
 	bash fuzz/run.sh $(FUZZ_SECONDS)
 
+# The long runs of issue 5: 200 SIGKILL cycles, then the 5-minute mixed load
+# at 256 connections (docs/reliability.md).
 stress: build
 	bash tests/stress/crash.sh 200
+	ALLOWD_BIN=$(BUILD)/allowd bash tests/load/load.sh 300 256
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(TSAN)
