@@ -110,12 +110,11 @@ void engine_prepare_auth(eprepared *p);
 void engine_prepare_ip_text(eprepared *p);
 
 /*
- * The keyed hash of the exact tables: SipHash-2-4 (libsodium) under a key
- * drawn at random once per process.  Keyed, because the strings in the
- * tables are chosen by account owners: with a fixed hash, colliding
- * patterns could be computed offline and turn one account's probes into
- * long linear scans.  One key per process (not per snapshot) so that a
- * message is hashed once for the base and every delta snapshot.
+ * The keyed hash of the exact tables (engine.c has the construction and
+ * why): keys drawn at random once per process, because the strings in the
+ * tables are chosen by account owners and a fixed hash would let them
+ * compute colliding patterns offline; once per process, not per snapshot,
+ * so that a message is hashed once for the base and every delta snapshot.
  */
 uint64_t engine_hash(const void *data, size_t len);
 

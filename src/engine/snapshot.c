@@ -128,7 +128,7 @@ static void *table_alloc(size_t bytes, int zero)
 
 /* ---- hashing -------------------------------------------------------- */
 
-/* The exact tables use engine_hash (keyed SipHash, engine_int.h has why). */
+/* The exact and IP tables use engine_hash (keyed; engine.c has why). */
 static uint64_t hash_str(const char *s)
 {
 	return engine_hash(s, strlen(s));
