@@ -259,16 +259,17 @@ const char *engine_org_domain(const char *domain)
 
 /* ---- the prepared message ------------------------------------------- */
 
-static void norm_check(allowd_auth_check *c)
+/* in, with its domain normalised (at most 253 bytes of it are read), into out. */
+static void norm_check(allowd_auth_check *out, const allowd_auth_check *in)
 {
-	char tmp[ALLOWD_DOMAIN_MAX];
-	c->domain[sizeof(c->domain) - 1] = '\0';
-	if (!c->domain[0])
-		return;
-	if (engine_domain(tmp, sizeof(tmp), c->domain))
-		c->domain[0] = '\0'; /* not a domain: it verifies nothing */
-	else
-		memcpy(c->domain, tmp, sizeof(tmp));
+	char raw[ALLOWD_DOMAIN_MAX];
+	size_t n = strnlen(in->domain, sizeof(in->domain) - 1);
+
+	out->result = in->result;
+	memcpy(raw, in->domain, n);
+	raw[n] = '\0';
+	if (!n || engine_domain(out->domain, sizeof(out->domain), raw))
+		out->domain[0] = '\0'; /* not a domain: it verifies nothing */
 }
 
 int engine_prepare(eprepared *p, const allowd_message *m, char delim)
@@ -365,15 +366,11 @@ void engine_prepare_auth(eprepared *p)
 	if (p->has_auth)
 		return;
 	/* the authentication domains, normalised as message domains are */
-	p->auth.spf = f->spf;
-	p->auth.dmarc = f->dmarc;
 	p->auth.n_dkim = f->n_dkim > ALLOWD_DKIM_MAX ? ALLOWD_DKIM_MAX : f->n_dkim;
-	norm_check(&p->auth.spf);
-	norm_check(&p->auth.dmarc);
-	for (size_t i = 0; i < p->auth.n_dkim; i++) {
-		p->auth.dkim[i] = f->dkim[i];
-		norm_check(&p->auth.dkim[i]);
-	}
+	norm_check(&p->auth.spf, &f->spf);
+	norm_check(&p->auth.dmarc, &f->dmarc);
+	for (size_t i = 0; i < p->auth.n_dkim; i++)
+		norm_check(&p->auth.dkim[i], &f->dkim[i]);
 	p->has_auth = 1;
 }
 
@@ -459,11 +456,14 @@ static int same_org(const char *a, const char *b)
 	return strcasecmp(engine_org_domain(a), engine_org_domain(b)) == 0;
 }
 
+/* Results only: reads the message's facts, prepared or not. */
 static int anything_passed(const allowd_auth_facts *f)
 {
+	size_t n = f->n_dkim > ALLOWD_DKIM_MAX ? ALLOWD_DKIM_MAX : f->n_dkim;
+
 	if (f->spf.result == ALLOWD_AUTH_PASS || f->dmarc.result == ALLOWD_AUTH_PASS)
 		return 1;
-	for (size_t i = 0; i < f->n_dkim; i++)
+	for (size_t i = 0; i < n; i++)
 		if (f->dkim[i].result == ALLOWD_AUTH_PASS)
 			return 1;
 	return 0;
@@ -478,7 +478,7 @@ static const char *sender_domain(const eprepared *p, const ematch *mt)
 	return NULL;
 }
 
-/* p->auth must be prepared when mt needs verification. */
+/* p->auth must be prepared when mt needs verification of a sender's domain. */
 static const char *verify(const eprepared *p, const ematch *mt, bool *honored)
 {
 	const allowd_auth_facts *f = &p->auth;
@@ -507,7 +507,7 @@ static const char *verify(const eprepared *p, const ematch *mt, bool *honored)
 		*honored = false;
 		return "reply-to is never authenticated";
 	default:
-		if (anything_passed(f))
+		if (anything_passed(&p->m->auth))
 			return "message authenticated";
 		*honored = false;
 		return "message not authenticated";
@@ -557,8 +557,9 @@ int engine_decide(eprepared *p, ematches *ms, allowd_decision *out)
 	for (size_t i = 0; i < ms->n; i++) {
 		if (k == 0 || match_cmp(&ms->v[k - 1], &ms->v[i]) != 0)
 			ms->v[k++] = ms->v[i];
-		if (ms->v[i].flags & CP_VERIFY)
-			engine_prepare_auth(p);
+		if ((ms->v[i].flags & CP_VERIFY) && (ms->v[i].field == ALLOWD_FIELD_ENVELOPE_FROM ||
+						     ms->v[i].field == ALLOWD_FIELD_HEADER_FROM))
+			engine_prepare_auth(p); /* domains to compare: normalise them now */
 	}
 	ms->n = k;
 

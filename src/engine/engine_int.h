@@ -51,7 +51,8 @@ typedef struct eprepared {
 	allowd_budget *budget;   /* m->budget: NULL = unlimited regex work */
 	/*
 	 * m->auth with every domain normalised: filled by engine_prepare_auth,
-	 * only when a match needs verification (copying and normalising the
+	 * only when an envelope_from or header_from match needs verification
+	 * (the other fields need only the results; copying and normalising the
 	 * whole struct for every message was a quarter of an exact lookup).
 	 * Only spf, dmarc and dkim[0..n_dkim) are written.
 	 */
