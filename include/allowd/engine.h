@@ -2,8 +2,9 @@
  * engine.h - applies allow policies to mail.
  *
  * A snapshot is one account's policies compiled for matching: exact
- * addresses and domains in hash tables, IP blocks in a prefix trie,
- * regexes behind a Hyperscan prefilter confirmed by PCRE2.  Snapshots are
+ * addresses and domains in keyed hash tables, IP blocks in one hash table
+ * per prefix length, regexes behind a Hyperscan prefilter confirmed by
+ * PCRE2.  Snapshots are
  * immutable and reference counted; evaluating is thread-safe and never
  * blocks writers.  docs/semantics.md states every matching rule.
  *
