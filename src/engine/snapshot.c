@@ -644,6 +644,7 @@ static int regex_confirm(ctx *c, const rentry *e, const char *subject, size_t le
 typedef struct hs_hits {
 	uint32_t *v;
 	size_t n, cap;
+	int oom; /* candidates were lost: the evaluation must fail, not miss them */
 	uint32_t inline_v[32];
 } hs_hits;
 
@@ -658,8 +659,10 @@ static int on_hs_match(unsigned id, unsigned long long from, unsigned long long 
 		size_t ncap = h->cap * 2;
 		uint32_t *v = h->v == h->inline_v ? malloc(ncap * sizeof(*v))
 						  : realloc(h->v, ncap * sizeof(*v));
-		if (!v)
-			return 1; /* stop scanning; candidates so far are still confirmed */
+		if (!v) {
+			h->oom = 1;
+			return 1; /* stop scanning */
+		}
 		if (h->v == h->inline_v)
 			memcpy(v, h->inline_v, h->n * sizeof(*v));
 		h->v = v;
@@ -716,6 +719,7 @@ static void regex_scan(ctx *c, int kind, const char *subject, allowd_field field
 	for (size_t k = 0; k < rs->n_shards; k++) {
 		const rshard *sh = &rs->shards[k];
 		hs_hits hits;
+		hs_error_t rc;
 		int go;
 		if (!sh->db)
 			continue;
@@ -728,8 +732,24 @@ static void regex_scan(ctx *c, int kind, const char *subject, allowd_field field
 		}
 		hits.v = hits.inline_v;
 		hits.n = 0;
+		hits.oom = 0;
 		hits.cap = sizeof(hits.inline_v) / sizeof(hits.inline_v[0]);
-		hs_scan(sh->db, subject, (unsigned)len, 0, tls_scratch, on_hs_match, &hits);
+		rc = hs_scan(sh->db, subject, (unsigned)len, 0, tls_scratch, on_hs_match, &hits);
+		if (hits.oom) {
+			c->ms->oom = 1;
+			if (hits.v != hits.inline_v)
+				free(hits.v);
+			return;
+		}
+		if (rc != HS_SUCCESS) {
+			/* the prefilter failed (not expected): confirm every member instead */
+			if (hits.v != hits.inline_v)
+				free(hits.v);
+			if (!confirm_list(c, rs, sh->members, sh->n, subject, len, field, index, value,
+					  &t0))
+				return;
+			continue;
+		}
 		go = !budget_spent(c, &t0);
 		for (size_t i = 0; go && i < hits.n; i++)
 			hits.v[i] = sh->members[hits.v[i]];
