@@ -135,6 +135,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	api.engine = engine;
+	api.evaluate_budget_ms = cfg.evaluate_budget;
 	{
 		int64_t t0 = allowd_monotonic_us();
 		if (allowd_api_engine_attach(&api)) {

@@ -22,6 +22,7 @@ typedef struct allowd_config {
 	int64_t notify_fd;        /* -1 = none; otherwise write the bound port there */
 	char *subaddress_delimiter; /* "" disables subaddress matching */
 	int64_t regex_match_limit;
+	int64_t evaluate_budget;  /* ms of regex matching per evaluate request; 0 = unlimited */
 	int64_t rate_limit;       /* requests per credential per window; 0 = off */
 	int64_t rate_limit_window; /* seconds */
 	int64_t auth_failure_limit; /* failed authentications per client IP per window; 0 = off */

@@ -2,8 +2,9 @@
  * engine.h - applies allow policies to mail.
  *
  * A snapshot is one account's policies compiled for matching: exact
- * addresses and domains in hash tables, IP blocks in a prefix trie,
- * regexes behind a Hyperscan prefilter confirmed by PCRE2.  Snapshots are
+ * addresses and domains in keyed hash tables, IP blocks in one hash table
+ * per prefix length, regexes behind a Hyperscan prefilter confirmed by
+ * PCRE2.  Snapshots are
  * immutable and reference counted; evaluating is thread-safe and never
  * blocks writers.  docs/semantics.md states every matching rule.
  *
@@ -103,6 +104,23 @@ typedef struct allowd_auth_facts {
 int allowd_authres_parse(allowd_auth_facts *facts, const char *value, const char *const *trusted,
 			 size_t n_trusted);
 
+/*
+ * A regex work budget: the wall-clock time one API request may spend
+ * matching regexes (Hyperscan prefilter scans and PCRE2 confirmations),
+ * summed over all its messages and subjects.  Each PCRE2 match is still
+ * bounded by regex_match_limit; the budget bounds their sum.  The clock is
+ * read only when a budget is set.  Not thread-safe: one per request.
+ * docs/semantics.md ("Regex work budget") states the rules.
+ */
+typedef struct allowd_budget {
+	int64_t limit_us;  /* <= 0: unlimited */
+	int64_t used_us;   /* regex work charged so far */
+	int exhausted;     /* set once used_us reached limit_us */
+} allowd_budget;
+
+/* A budget of `limit_ms` milliseconds; 0 = unlimited. */
+void allowd_budget_init(allowd_budget *b, uint32_t limit_ms);
+
 typedef struct allowd_message {
 	const char *envelope_from; /* MAIL FROM; NULL or "" for a bounce */
 	const char *header_from;   /* the address in From:, not the display name */
@@ -114,6 +132,11 @@ typedef struct allowd_message {
 	const char *server_name; /* HELO/EHLO or the client's host name */
 	allowd_auth_facts auth;
 	unsigned dispositions; /* allowd_disposition bits; 0 = all verdicts */
+	/*
+	 * The regex work budget this evaluation draws from (borrowed, updated);
+	 * NULL = unlimited.  Several evaluations of one request share one.
+	 */
+	allowd_budget *budget;
 } allowd_message;
 
 /* ---- the decision ----------------------------------------------------- */
@@ -188,8 +211,11 @@ size_t allowd_snapshot_size(const allowd_snapshot *s);
 size_t allowd_snapshot_memory(const allowd_snapshot *s);
 
 /*
- * Evaluates the message against the snapshot.  Thread-safe.  *out must be
- * released with allowd_decision_clear.  Returns 0 or ALLOWD_ERR (memory).
+ * Evaluates the message against the snapshot.  Thread-safe (a budget must
+ * not be shared between threads).  *out must be released with
+ * allowd_decision_clear.  Returns 0, ALLOWD_ERR (memory), or
+ * ALLOWD_EINVALID when m->budget is (or becomes) exhausted: the evaluation
+ * is abandoned and *out is empty -- never a decision with regexes skipped.
  */
 int allowd_evaluate(const allowd_snapshot *s, const allowd_message *m, allowd_decision *out);
 
@@ -234,7 +260,10 @@ int allowd_engine_apply(allowd_engine *e, const char *account_id,
 			const allowd_engine_change *changes, size_t n);
 void allowd_engine_drop_account(allowd_engine *e, const char *account_id);
 
-/* Evaluates against the account's current view (an unknown account has no policies). */
+/*
+ * Evaluates against the account's current view (an unknown account has no
+ * policies).  Return codes as allowd_evaluate.
+ */
 int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allowd_message *m,
 			   allowd_decision *out);
 

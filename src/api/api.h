@@ -24,6 +24,7 @@ typedef struct allowd_api {
 	struct allowd_ratelimit *requests;      /* per credential; may be NULL */
 	struct allowd_ratelimit *auth_failures; /* per client IP; may be NULL */
 	struct allowd_engine *engine;
+	int64_t evaluate_budget_ms; /* regex work per evaluate request; 0 = unlimited */
 } allowd_api;
 
 typedef struct api_request {

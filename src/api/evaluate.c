@@ -293,7 +293,13 @@ oom:
 	return NULL;
 }
 
-static int evaluate_one(allowd_api *api, const char *account, json_t *obj, json_t **out)
+/*
+ * Every message of one request draws on the same regex work budget
+ * (--evaluate-budget): once it is spent, the request fails with a 400 naming
+ * the message that ran out, never with a decision that skipped regexes.
+ */
+static int evaluate_one(allowd_api *api, const char *account, json_t *obj,
+			allowd_budget *budget, json_t **out)
 {
 	api_message msg;
 	allowd_decision d;
@@ -301,6 +307,7 @@ static int evaluate_one(allowd_api *api, const char *account, json_t *obj, json_
 
 	if ((rc = allowd_json_decode_message(&msg, obj)))
 		return rc;
+	msg.m.budget = budget;
 	if ((rc = allowd_engine_evaluate(api->engine, account, &msg.m, &d))) {
 		api_message_clear(&msg);
 		return rc;
@@ -314,13 +321,19 @@ static int evaluate_one(allowd_api *api, const char *account, json_t *obj, json_
 int api_evaluate(allowd_api *api, const api_request *req, api_response *resp)
 {
 	json_t *body = NULL, *messages, *v, *one = NULL;
+	allowd_budget budget;
 	size_t i;
 	int rc;
+
+	allowd_budget_init(&budget, api->evaluate_budget_ms > 0 &&
+					    api->evaluate_budget_ms <= UINT32_MAX
+				    ? (uint32_t)api->evaluate_budget_ms
+				    : 0);
 
 	if ((rc = allowd_json_parse_body(&body, req->content_type, req->body, req->body_len)))
 		return rc;
 	if (!(messages = json_object_get(body, "messages"))) {
-		if ((rc = evaluate_one(api, req->account_id, body, &one)) == 0)
+		if ((rc = evaluate_one(api, req->account_id, body, &budget, &one)) == 0)
 			resp->result = one;
 		goto out;
 	}
@@ -353,7 +366,7 @@ int api_evaluate(allowd_api *api, const api_request *req, api_response *resp)
 	}
 	json_array_foreach(messages, i, v) {
 		char ptr[32];
-		if ((rc = evaluate_one(api, req->account_id, v, &one))) {
+		if ((rc = evaluate_one(api, req->account_id, v, &budget, &one))) {
 			snprintf(ptr, sizeof(ptr), "/messages/%zu", i);
 			allowd_error_prefix_pointer(ptr);
 			goto out;

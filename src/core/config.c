@@ -49,6 +49,8 @@ static const struct option_def {
 	 0, "a policy user@d also matches user<delim>tag@d; empty switches it off"},
 	{"regex-match-limit", OPT_INT, offsetof(allowd_config, regex_match_limit), "100000", 1000,
 	 100000000, "PCRE2 match limit per regex and subject; a match that hits it counts as none"},
+	{"evaluate-budget", OPT_INT, offsetof(allowd_config, evaluate_budget), "1000", 0, 600000,
+	 "milliseconds of regex matching one evaluate request may use in all (beyond: 400); 0 = off"},
 	{"notify-fd", OPT_INT, offsetof(allowd_config, notify_fd), "-1", -1, 1024,
 	 "file descriptor to write the bound port to once listening (for supervisors and tests)"},
 };

@@ -11,6 +11,8 @@
 #include <ctype.h>
 #include <idn2.h>
 #include <libpsl.h>
+#include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +59,77 @@ void allowd_engine_options_init(allowd_engine_options *o)
 	o->use_prefilter = 1;
 }
 
+void allowd_budget_init(allowd_budget *b, uint32_t limit_ms)
+{
+	b->limit_us = (int64_t)limit_ms * 1000;
+	b->used_us = 0;
+	b->exhausted = 0;
+}
+
+/* ---- the keyed hash ------------------------------------------------- */
+
+/*
+ * Multilinear hashing (Lemire and Kaser, "Strongly universal string hashing
+ * is fast", 2014): h = k0 + sum(k[i] * w[i]) + k_len * len (mod 2^64) over
+ * the input's 32-bit words w, with keys k drawn at random once per process.
+ * For two different inputs of up to HASH_WORDS words, the chance (over the
+ * keys) that their sums collide is at most 2^-32, whatever the inputs: an
+ * account owner who does not know the keys cannot choose patterns that
+ * collide, which is what the tables need (a fixed hash such as FNV has
+ * collisions that can be computed offline).  The sum's low bits are weaker
+ * than its high bits, so a fixed bijective mixer (MurmurHash3's finaliser)
+ * spreads them before the low bits index a table.  It costs a multiply per
+ * four bytes: a quarter of SipHash-2-4 on an address, which was the single
+ * largest cost of an exact lookup.  Longer inputs (never an address or a
+ * domain the engine matches) take SipHash-2-4 under the same process key.
+ */
+#define HASH_WORDS 80 /* 320 bytes: ALLOWD_SUBJECT_MAX + 1 */
+
+static uint64_t hash_keys[HASH_WORDS + 2];
+static unsigned char hash_sip_key[crypto_shorthash_KEYBYTES];
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+
+static void hash_key_init(void)
+{
+	if (sodium_init() < 0)
+		abort(); /* no entropy source: nothing in allowd can work */
+	randombytes_buf(hash_keys, sizeof(hash_keys));
+	randombytes_buf(hash_sip_key, sizeof(hash_sip_key));
+}
+
+uint64_t engine_hash(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h;
+	size_t i = 0, n = 1;
+	uint32_t w;
+
+	pthread_once(&hash_once, hash_key_init);
+	if (len > HASH_WORDS * 4) {
+		unsigned char out[crypto_shorthash_BYTES];
+		crypto_shorthash(out, p, len, hash_sip_key);
+		memcpy(&h, out, sizeof(h));
+		return h;
+	}
+	h = hash_keys[0];
+	for (; i + 4 <= len; i += 4, n++) {
+		memcpy(&w, p + i, 4);
+		h += hash_keys[n] * w;
+	}
+	if (i < len) {
+		w = 0;
+		memcpy(&w, p + i, len - i);
+		h += hash_keys[n] * w;
+	}
+	h += hash_keys[HASH_WORDS + 1] * (uint64_t)len;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
 void allowd_decision_clear(allowd_decision *d)
 {
 	if (!d)
@@ -73,6 +146,12 @@ void allowd_decision_clear(allowd_decision *d)
 }
 
 /* ---- normalisation -------------------------------------------------- */
+
+/* tolower() of the "C" locale (allowd never calls setlocale), without the call. */
+static inline char lower(unsigned char c)
+{
+	return (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+}
 
 int engine_domain(char *out, size_t len, const char *raw)
 {
@@ -91,7 +170,7 @@ int engine_domain(char *out, size_t len, const char *raw)
 			return -1;
 		/* the fast path: case folding only; no IDNA work for ASCII names */
 		for (i = 0; i < n; i++)
-			out[i] = (char)tolower((unsigned char)raw[i]);
+			out[i] = lower((unsigned char)raw[i]);
 		out[n] = '\0';
 		return 0;
 	} else {
@@ -128,10 +207,10 @@ int allowd_domain_normalize(char *out, size_t len, const char *raw)
 	return engine_domain(out, len, raw);
 }
 
-void engine_address(eaddr *a, const char *raw, char delim)
+void engine_address(eaddr *a, const char *raw, char delim, int sender)
 {
 	const char *at;
-	size_t local_len, i;
+	size_t local_len, dl, i;
 
 	a->raw = raw;
 	a->ok = 0;
@@ -143,7 +222,7 @@ void engine_address(eaddr *a, const char *raw, char delim)
 	if (local_len + 2 >= sizeof(a->norm))
 		return;
 	for (i = 0; i < local_len; i++)
-		a->norm[i] = (char)tolower((unsigned char)raw[i]);
+		a->norm[i] = lower((unsigned char)raw[i]);
 	a->norm[local_len] = '@';
 	if (engine_domain(a->norm + local_len + 1, sizeof(a->norm) - local_len - 1, at + 1)) {
 		a->norm[0] = '\0';
@@ -151,13 +230,18 @@ void engine_address(eaddr *a, const char *raw, char delim)
 	}
 	a->domain = a->norm + local_len + 1;
 	a->ok = 1;
+	dl = strlen(a->domain);
+	a->h_norm = engine_hash(a->norm, local_len + 1 + dl);
+	a->h_domain = sender ? engine_hash(a->domain, dl) : 0; /* only senders probe domains */
+	a->h_sub = 0;
 	if (delim) {
 		const char *d = memchr(a->norm, tolower((unsigned char)delim), local_len);
 		if (d && d != a->norm) {
-			size_t base = (size_t)(d - a->norm), dl = strlen(a->domain);
+			size_t base = (size_t)(d - a->norm);
 			memcpy(a->sub, a->norm, base);
 			a->sub[base] = '@';
 			memcpy(a->sub + base + 1, a->domain, dl + 1);
+			a->h_sub = engine_hash(a->sub, base + 1 + dl);
 		}
 	}
 }
@@ -175,16 +259,17 @@ const char *engine_org_domain(const char *domain)
 
 /* ---- the prepared message ------------------------------------------- */
 
-static void norm_check(allowd_auth_check *c)
+/* in, with its domain normalised (at most 253 bytes of it are read), into out. */
+static void norm_check(allowd_auth_check *out, const allowd_auth_check *in)
 {
-	char tmp[ALLOWD_DOMAIN_MAX];
-	c->domain[sizeof(c->domain) - 1] = '\0';
-	if (!c->domain[0])
-		return;
-	if (engine_domain(tmp, sizeof(tmp), c->domain))
-		c->domain[0] = '\0'; /* not a domain: it verifies nothing */
-	else
-		memcpy(c->domain, tmp, sizeof(tmp));
+	char raw[ALLOWD_DOMAIN_MAX];
+	size_t n = strnlen(in->domain, sizeof(in->domain) - 1);
+
+	out->result = in->result;
+	memcpy(raw, in->domain, n);
+	raw[n] = '\0';
+	if (!n || engine_domain(out->domain, sizeof(out->domain), raw))
+		out->domain[0] = '\0'; /* not a domain: it verifies nothing */
 }
 
 int engine_prepare(eprepared *p, const allowd_message *m, char delim)
@@ -197,16 +282,10 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim)
 	p->dispositions = m->dispositions & ALLOWD_DISP_ALL;
 	if (!p->dispositions)
 		p->dispositions = ALLOWD_DISP_VERDICTS;
-	/* the authentication domains, normalised as message domains are */
-	p->auth = m->auth;
-	if (p->auth.n_dkim > ALLOWD_DKIM_MAX)
-		p->auth.n_dkim = ALLOWD_DKIM_MAX;
-	norm_check(&p->auth.spf);
-	norm_check(&p->auth.dmarc);
-	for (size_t i = 0; i < p->auth.n_dkim; i++)
-		norm_check(&p->auth.dkim[i]);
+	p->budget = m->budget;
+	p->has_auth = 0;
 	p->n_senders = p->n_recipients = 0;
-	p->has_ip = p->has_server = 0;
+	p->has_ip = p->has_ip_text = p->has_server = 0;
 	if (n <= 4) {
 		p->senders = p->inline_senders;
 		p->sender_field = p->inline_field;
@@ -223,39 +302,76 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim)
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	}
 	if (m->envelope_from && *m->envelope_from) {
-		engine_address(&p->senders[k], m->envelope_from, delim);
+		engine_address(&p->senders[k], m->envelope_from, delim, 1);
 		p->sender_field[k] = ALLOWD_FIELD_ENVELOPE_FROM;
 		p->sender_index[k++] = 0;
 	}
 	if (m->header_from && *m->header_from) {
-		engine_address(&p->senders[k], m->header_from, delim);
+		engine_address(&p->senders[k], m->header_from, delim, 1);
 		p->sender_field[k] = ALLOWD_FIELD_HEADER_FROM;
 		p->sender_index[k++] = 0;
 	}
 	for (size_t i = 0; i < m->n_reply_to; i++) {
 		if (!m->reply_to[i] || !*m->reply_to[i])
 			continue;
-		engine_address(&p->senders[k], m->reply_to[i], delim);
+		engine_address(&p->senders[k], m->reply_to[i], delim, 1);
 		p->sender_field[k] = ALLOWD_FIELD_REPLY_TO;
 		p->sender_index[k++] = i;
 	}
 	p->n_senders = k;
 	for (size_t i = 0; i < m->n_recipients; i++)
-		engine_address(&p->recipients[i], m->recipients[i] ? m->recipients[i] : "", delim);
+		engine_address(&p->recipients[i], m->recipients[i] ? m->recipients[i] : "", delim,
+			       0);
 	p->n_recipients = m->n_recipients;
-	if (m->client_ip && *m->client_ip && allowd_ip_parse(ip, m->client_ip) == 0) {
+	if (m->client_ip && *m->client_ip) {
+		/*
+		 * What allowd_ip_parse accepts, IPv4 first: without a ':' the text
+		 * cannot be IPv6, and allowd_ip_parse would try IPv6 before IPv4.
+		 */
 		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-		memcpy(p->ip, ip, 16);
-		p->has_ip = 1;
-		if (memcmp(ip, mapped, 12) == 0)
-			inet_ntop(AF_INET, ip + 12, p->ip_text, sizeof(p->ip_text));
-		else
-			inet_ntop(AF_INET6, ip, p->ip_text, sizeof(p->ip_text));
+		if (!strchr(m->client_ip, ':')) {
+			if (inet_pton(AF_INET, m->client_ip, ip + 12) == 1) {
+				memcpy(ip, mapped, 12);
+				p->has_ip = 1;
+			}
+		} else if (allowd_ip_parse(ip, m->client_ip) == 0) {
+			p->has_ip = 1;
+		}
+		if (p->has_ip)
+			memcpy(p->ip, ip, 16);
 	}
 	if (m->server_name && *m->server_name &&
 	    engine_domain(p->server, sizeof(p->server), m->server_name) == 0)
 		p->has_server = 1;
 	return 0;
+}
+
+void engine_prepare_ip_text(eprepared *p)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (p->has_ip_text || !p->has_ip)
+		return;
+	if (memcmp(p->ip, mapped, 12) == 0)
+		inet_ntop(AF_INET, p->ip + 12, p->ip_text, sizeof(p->ip_text));
+	else
+		inet_ntop(AF_INET6, p->ip, p->ip_text, sizeof(p->ip_text));
+	p->has_ip_text = 1;
+}
+
+void engine_prepare_auth(eprepared *p)
+{
+	const allowd_auth_facts *f = &p->m->auth;
+
+	if (p->has_auth)
+		return;
+	/* the authentication domains, normalised as message domains are */
+	p->auth.n_dkim = f->n_dkim > ALLOWD_DKIM_MAX ? ALLOWD_DKIM_MAX : f->n_dkim;
+	norm_check(&p->auth.spf, &f->spf);
+	norm_check(&p->auth.dmarc, &f->dmarc);
+	for (size_t i = 0; i < p->auth.n_dkim; i++)
+		norm_check(&p->auth.dkim[i], &f->dkim[i]);
+	p->has_auth = 1;
 }
 
 void engine_prepared_free(eprepared *p)
@@ -303,7 +419,7 @@ void ematches_init(ematches *ms)
 {
 	ms->v = NULL;
 	ms->n = ms->cap = 0;
-	ms->regex_limit_hits = ms->oom = 0;
+	ms->regex_limit_hits = ms->oom = ms->budget_exhausted = 0;
 }
 
 void ematches_free(ematches *ms)
@@ -340,11 +456,14 @@ static int same_org(const char *a, const char *b)
 	return strcasecmp(engine_org_domain(a), engine_org_domain(b)) == 0;
 }
 
+/* Results only: reads the message's facts, prepared or not. */
 static int anything_passed(const allowd_auth_facts *f)
 {
+	size_t n = f->n_dkim > ALLOWD_DKIM_MAX ? ALLOWD_DKIM_MAX : f->n_dkim;
+
 	if (f->spf.result == ALLOWD_AUTH_PASS || f->dmarc.result == ALLOWD_AUTH_PASS)
 		return 1;
-	for (size_t i = 0; i < f->n_dkim; i++)
+	for (size_t i = 0; i < n; i++)
 		if (f->dkim[i].result == ALLOWD_AUTH_PASS)
 			return 1;
 	return 0;
@@ -359,6 +478,7 @@ static const char *sender_domain(const eprepared *p, const ematch *mt)
 	return NULL;
 }
 
+/* p->auth must be prepared when mt needs verification of a sender's domain. */
 static const char *verify(const eprepared *p, const ematch *mt, bool *honored)
 {
 	const allowd_auth_facts *f = &p->auth;
@@ -387,7 +507,7 @@ static const char *verify(const eprepared *p, const ematch *mt, bool *honored)
 		*honored = false;
 		return "reply-to is never authenticated";
 	default:
-		if (anything_passed(f))
+		if (anything_passed(&p->m->auth))
 			return "message authenticated";
 		*honored = false;
 		return "message not authenticated";
@@ -398,7 +518,23 @@ static const char *verify(const eprepared *p, const ematch *mt, bool *honored)
 
 /* ---- the decision --------------------------------------------------- */
 
-int engine_decide(const eprepared *p, ematches *ms, allowd_decision *out)
+/* Sorts the match vector: insertion sort for the usual handful, qsort beyond. */
+static void sort_matches(ematch *v, size_t n)
+{
+	if (n > 16) {
+		qsort(v, n, sizeof(*v), match_cmp);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		ematch x = v[i];
+		size_t j = i;
+		for (; j > 0 && match_cmp(&v[j - 1], &x) > 0; j--)
+			v[j] = v[j - 1];
+		v[j] = x;
+	}
+}
+
+int engine_decide(eprepared *p, ematches *ms, allowd_decision *out)
 {
 	const allowd_message *m = p->m;
 	unsigned all_waived = 0, inline_waived[8], *rcpt_waived = inline_waived;
@@ -409,12 +545,22 @@ int engine_decide(const eprepared *p, ematches *ms, allowd_decision *out)
 	memset(out, 0, sizeof(*out));
 	if (ms->oom)
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	if (ms->budget_exhausted)
+		return allowd_error_set(
+			ALLOWD_EINVALID, NULL,
+			"evaluating this request needs more than its regex work budget (%lld ms, "
+			"--evaluate-budget): send fewer messages or addresses per request, or "
+			"simplify the account's costly regexes",
+			p->budget ? (long long)(p->budget->limit_us / 1000) : 0LL);
 	out->regex_limit_hits = ms->regex_limit_hits;
-	if (ms->n > 1)
-		qsort(ms->v, ms->n, sizeof(*ms->v), match_cmp);
-	for (size_t i = 0; i < ms->n; i++)
+	sort_matches(ms->v, ms->n);
+	for (size_t i = 0; i < ms->n; i++) {
 		if (k == 0 || match_cmp(&ms->v[k - 1], &ms->v[i]) != 0)
 			ms->v[k++] = ms->v[i];
+		if ((ms->v[i].flags & CP_VERIFY) && (ms->v[i].field == ALLOWD_FIELD_ENVELOPE_FROM ||
+						     ms->v[i].field == ALLOWD_FIELD_HEADER_FROM))
+			engine_prepare_auth(p); /* domains to compare: normalise them now */
+	}
 	ms->n = k;
 
 	/* one block: recipients, matches, then the matched values */

@@ -18,13 +18,19 @@
 
 #define ADDR_MAX (ALLOWD_SUBJECT_MAX + 1)
 
-/* One address of the message, normalised. */
+/*
+ * One address of the message, normalised, with the keyed hashes of the three
+ * strings the exact tables are probed with, computed once per message and
+ * reused for every table and every snapshot (base and delta) it is probed in.
+ */
 typedef struct eaddr {
 	const char *raw;      /* as the message gave it */
 	int ok;               /* normalisation succeeded */
 	char norm[ADDR_MAX];  /* local@domain, lower case, A-label domain */
 	const char *domain;   /* points into norm */
 	char sub[ADDR_MAX];   /* subaddress stripped ("" when there was none) */
+	uint64_t h_norm, h_sub, h_domain; /* engine_hash of each; valid when ok (h_domain:
+					    senders only, recipients never probe domains) */
 } eaddr;
 
 typedef struct eprepared {
@@ -37,11 +43,21 @@ typedef struct eprepared {
 	size_t n_recipients;
 	int has_ip;
 	uint8_t ip[16];
+	int has_ip_text;         /* ip_text is filled (lazily: only IP regexes need it) */
 	char ip_text[64];        /* canonical inet_ntop form (IPv4 for mapped) */
 	int has_server;
 	char server[ADDR_MAX];   /* normalised server_name */
 	unsigned dispositions;
-	allowd_auth_facts auth; /* m->auth with every domain normalised */
+	allowd_budget *budget;   /* m->budget: NULL = unlimited regex work */
+	/*
+	 * m->auth with every domain normalised: filled by engine_prepare_auth,
+	 * only when an envelope_from or header_from match needs verification
+	 * (the other fields need only the results; copying and normalising the
+	 * whole struct for every message was a quarter of an exact lookup).
+	 * Only spf, dmarc and dkim[0..n_dkim) are written.
+	 */
+	int has_auth;
+	allowd_auth_facts auth;
 	/* storage for the common case, so a typical message costs no allocation */
 	eaddr inline_senders[4];
 	allowd_field inline_field[4];
@@ -72,6 +88,7 @@ typedef struct ematches {
 	size_t n, cap;
 	int regex_limit_hits;
 	int oom;
+	int budget_exhausted;
 	ematch inline_v[16];
 } ematches;
 
@@ -88,19 +105,38 @@ typedef struct eshadow {
 
 int engine_prepare(eprepared *p, const allowd_message *m, char delim);
 void engine_prepared_free(eprepared *p);
+/* Fills p->auth (normalised) once; later calls do nothing. */
+void engine_prepare_auth(eprepared *p);
+/* Fills p->ip_text once, when p->has_ip; later calls do nothing. */
+void engine_prepare_ip_text(eprepared *p);
 
-/* Normalises an address into a (see eaddr); sets a->ok. */
-void engine_address(eaddr *a, const char *raw, char delim);
+/*
+ * The keyed hash of the exact tables (engine.c has the construction and
+ * why): keys drawn at random once per process, because the strings in the
+ * tables are chosen by account owners and a fixed hash would let them
+ * compute colliding patterns offline; once per process, not per snapshot,
+ * so that a message is hashed once for the base and every delta snapshot.
+ */
+uint64_t engine_hash(const void *data, size_t len);
+
+/* Normalises an address into a (see eaddr); sets a->ok.  h_domain only for a sender. */
+void engine_address(eaddr *a, const char *raw, char delim, int sender);
 /* Lower-case A-label domain without trailing dot into out; 0 or -1. */
 int engine_domain(char *out, size_t len, const char *raw);
 /* The organisational (registrable) domain of a normalised domain. */
 const char *engine_org_domain(const char *domain);
 
-/* Phase 1 for one snapshot. */
-void engine_collect(const allowd_snapshot *s, const eprepared *p, const eshadow *shadow,
+/*
+ * Phase 1 for one snapshot.  Regex work is charged to p->budget; once it
+ * is exhausted, regex matching stops and ms->budget_exhausted is set.
+ */
+void engine_collect(const allowd_snapshot *s, eprepared *p, const eshadow *shadow,
 		    ematches *ms);
-/* Phase 2: sorts, de-duplicates, verifies and decides; 0 or ALLOWD_ERR. */
-int engine_decide(const eprepared *p, ematches *ms, allowd_decision *out);
+/*
+ * Phase 2: sorts, de-duplicates, verifies and decides; 0, ALLOWD_ERR, or
+ * ALLOWD_EINVALID when the regex work budget ran out during phase 1.
+ */
+int engine_decide(eprepared *p, ematches *ms, allowd_decision *out);
 
 /* The subaddress delimiter the snapshot was built with. */
 char engine_snapshot_delimiter(const allowd_snapshot *s);

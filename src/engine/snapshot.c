@@ -20,16 +20,20 @@
  *     Hyperscan cannot compile are confirmed directly, always.
  */
 #include "engine/engine_int.h"
+#include "allowd/clock.h"
 #include "allowd/error.h"
 #include "allowd/netaddr.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <hs/hs.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define REGEX_SHARD 1000
+#define HUGE_PAGE (2u << 20)
 
 typedef struct cpol {
 	int32_t id;
@@ -102,27 +106,43 @@ struct allowd_snapshot {
 	uint64_t serial; /* unique per snapshot in this process */
 };
 
+/*
+ * Allocates a table that lookups hit at random: from 2 MiB up it is aligned
+ * to 2 MiB and advised into transparent huge pages, so that a probe costs a
+ * cache miss but rarely also a TLB miss and a page walk (doubly costly
+ * under virtualisation).  Released with free().  NULL on failure.
+ */
+static void *table_alloc(size_t bytes, int zero)
+{
+	void *p = NULL;
+
+	if (bytes < HUGE_PAGE)
+		return zero ? calloc(1, bytes ? bytes : 1) : malloc(bytes ? bytes : 1);
+	if (posix_memalign(&p, HUGE_PAGE, bytes))
+		return NULL;
+	(void)madvise(p, bytes, MADV_HUGEPAGE); /* advice: without it, plain pages */
+	if (zero)
+		memset(p, 0, bytes);
+	return p;
+}
+
 /* ---- hashing -------------------------------------------------------- */
 
+/* The exact and IP tables use engine_hash (keyed; engine.c has why). */
 static uint64_t hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h;
+	return engine_hash(s, strlen(s));
 }
 
 static int htab_init(htab *t, size_t n)
 {
 	size_t cap = 16;
+
+	if (!n)
+		return 0; /* no table: lookups skip it */
 	while (cap < n * 2)
 		cap <<= 1;
-	if (!(t->slots = calloc(cap, sizeof(*t->slots))))
+	if (!(t->slots = table_alloc(cap * sizeof(*t->slots), 1)))
 		return -1;
 	t->mask = cap - 1;
 	return 0;
@@ -141,14 +161,7 @@ static void htab_put(htab *t, const char *key, uint32_t idx)
 
 static uint64_t hash_addr(const uint8_t *a)
 {
-	uint64_t x, y;
-	memcpy(&x, a, 8);
-	memcpy(&y, a + 8, 8);
-	x ^= y * 0x9e3779b97f4a7c15ULL;
-	x ^= x >> 31;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 29;
-	return x;
+	return engine_hash(a, 16);
 }
 
 static void mask_addr(uint8_t *out, const uint8_t *in, int len)
@@ -182,7 +195,7 @@ static int build_ip_tables(allowd_snapshot *s)
 		t->len = len;
 		while (cap < count[len] * 2)
 			cap <<= 1;
-		if (!(t->slots = calloc(cap, sizeof(*t->slots))))
+		if (!(t->slots = table_alloc(cap * sizeof(*t->slots), 1)))
 			return -1;
 		t->mask = cap - 1;
 	}
@@ -367,9 +380,9 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 		else if (p->pattern_type == ALLOWD_PATTERN_IP)
 			n_ip++;
 	}
-	s->pols = malloc((n ? n : 1) * sizeof(*s->pols));
-	s->arena = malloc(arena ? arena : 1);
-	s->ips = malloc((n_ip ? n_ip : 1) * sizeof(*s->ips));
+	s->pols = table_alloc(n * sizeof(*s->pols), 0);
+	s->arena = table_alloc(arena, 0);
+	s->ips = table_alloc(n_ip * sizeof(*s->ips), 0);
 	s->mctx = pcre2_match_context_create(NULL);
 	if (!s->pols || !s->arena || !s->ips || !s->mctx ||
 	    htab_init(&s->emails, n_email) || htab_init(&s->domains, n_domain))
@@ -427,7 +440,8 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 		if (build_regex_set(s, &s->regex[t]))
 			goto oom;
 	s->memory = sizeof(*s) + n * (sizeof(cpol) + sizeof(uint32_t)) + arena +
-		    (s->emails.mask + 1 + s->domains.mask + 1) * sizeof(uint64_t) +
+		    (s->emails.slots ? s->emails.mask + 1 : 0) * sizeof(uint64_t) +
+		    (s->domains.slots ? s->domains.mask + 1 : 0) * sizeof(uint64_t) +
 		    n_ip * sizeof(ipent);
 	for (int i = 0; i < s->n_ipt; i++)
 		s->memory += (s->ipt[i].mask + 1) * sizeof(uint64_t);
@@ -531,33 +545,84 @@ typedef struct ctx {
 	const eshadow *shadow;
 	ematches *ms;
 	pcre2_match_data *md;
-	hs_scratch_t *scratch;
+	allowd_budget *budget; /* NULL: unlimited (the clock is never read) */
 } ctx;
 
 /*
  * Hyperscan needs a scratch area per scanning thread, big enough for every
  * database it scans.  Each thread keeps one and grows it once per snapshot
- * (identified by a process-wide serial, since addresses are reused).
+ * (identified by a process-wide serial, since addresses are reused).  The
+ * scratch is also registered under a pthread key whose destructor frees it
+ * when the thread exits (libmicrohttpd's pool threads at server stop), so
+ * no thread's scratch outlives it.
  */
 static _Thread_local hs_scratch_t *tls_scratch;
 static _Thread_local uint64_t tls_scratch_serial;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_release(void *scratch)
+{
+	hs_free_scratch(scratch);
+	tls_scratch = NULL;
+	tls_scratch_serial = 0;
+}
+
+static void scratch_key_init(void)
+{
+	scratch_key_ok = pthread_key_create(&scratch_key, scratch_release) == 0;
+}
 
 /* Makes this thread's scratch fit every database of s; 0 or -1. */
 static int scratch_for(const allowd_snapshot *s)
 {
+	int rc = 0;
+
 	if (tls_scratch && tls_scratch_serial == s->serial)
 		return 0;
-	for (int t = 0; t < RS_COUNT; t++)
-		for (size_t k = 0; k < s->regex[t].n_shards; k++)
+	pthread_once(&scratch_once, scratch_key_init);
+	if (!scratch_key_ok)
+		return -1; /* it could never be freed: confirm directly instead */
+	for (int t = 0; t < RS_COUNT && !rc; t++)
+		for (size_t k = 0; k < s->regex[t].n_shards && !rc; k++)
 			if (s->regex[t].shards[k].db &&
 			    hs_alloc_scratch(s->regex[t].shards[k].db, &tls_scratch) != HS_SUCCESS)
-				return -1;
-	tls_scratch_serial = s->serial;
-	return 0;
+				rc = -1;
+	/* hs_alloc_scratch may have replaced the scratch, even when it failed later */
+	if (pthread_setspecific(scratch_key, tls_scratch) != 0) {
+		hs_free_scratch(tls_scratch);
+		tls_scratch = NULL;
+		rc = -1;
+	}
+	tls_scratch_serial = rc ? 0 : s->serial;
+	return rc;
+}
+
+/*
+ * Charges the regex work since *t0 to the budget and restarts *t0; true
+ * once the budget is exhausted (and then ms->budget_exhausted is set).
+ */
+static int budget_spent(ctx *c, int64_t *t0)
+{
+	allowd_budget *b = c->budget;
+	int64_t now;
+
+	if (!b)
+		return 0;
+	now = allowd_monotonic_us();
+	b->used_us += now - *t0;
+	*t0 = now;
+	if (b->used_us >= b->limit_us)
+		b->exhausted = 1;
+	if (b->exhausted)
+		c->ms->budget_exhausted = 1;
+	return b->exhausted;
 }
 
 /* Adds p if its flags fit the side: sender fields need a sender flag, recipients EXEMPT. */
-static void consider(ctx *c, uint32_t pol, allowd_field field, size_t index, const char *value)
+static inline void consider(ctx *c, uint32_t pol, allowd_field field, size_t index,
+			    const char *value)
 {
 	const cpol *p = &c->s->pols[pol];
 	uint8_t need = field == ALLOWD_FIELD_RECIPIENT ? CP_EXEMPT : CP_SENDER;
@@ -579,6 +644,8 @@ static int regex_confirm(ctx *c, const rentry *e, const char *subject, size_t le
 typedef struct hs_hits {
 	uint32_t *v;
 	size_t n, cap;
+	int oom; /* candidates were lost: the evaluation must fail, not miss them */
+	uint32_t inline_v[32];
 } hs_hits;
 
 static int on_hs_match(unsigned id, unsigned long long from, unsigned long long to,
@@ -589,10 +656,15 @@ static int on_hs_match(unsigned id, unsigned long long from, unsigned long long 
 	(void)to;
 	(void)flags;
 	if (h->n == h->cap) {
-		size_t ncap = h->cap ? h->cap * 2 : 64;
-		uint32_t *v = realloc(h->v, ncap * sizeof(*v));
-		if (!v)
-			return 1; /* stop scanning; candidates so far are still confirmed */
+		size_t ncap = h->cap * 2;
+		uint32_t *v = h->v == h->inline_v ? malloc(ncap * sizeof(*v))
+						  : realloc(h->v, ncap * sizeof(*v));
+		if (!v) {
+			h->oom = 1;
+			return 1; /* stop scanning */
+		}
+		if (h->v == h->inline_v)
+			memcpy(v, h->inline_v, h->n * sizeof(*v));
 		h->v = v;
 		h->cap = ncap;
 	}
@@ -600,15 +672,43 @@ static int on_hs_match(unsigned id, unsigned long long from, unsigned long long 
 	return 0;
 }
 
-/* Matches every regex of set `kind` against subject; adds confirmed matches. */
+/* Confirms entries idx[0..n) of rs by PCRE2; false once the budget ran out. */
+static int confirm_list(ctx *c, const rset *rs, const uint32_t *idx, size_t n,
+			const char *subject, size_t len, allowd_field field, size_t index,
+			const char *value, int64_t *t0)
+{
+	for (size_t i = 0; i < n; i++) {
+		const rentry *e = &rs->v[idx[i]];
+		if (regex_confirm(c, e, subject, len))
+			consider(c, e->pol, field, index, value);
+		if (budget_spent(c, t0))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Matches every regex of set `kind` against subject; adds confirmed
+ * matches.  The time it takes is charged to the budget after every
+ * Hyperscan scan and every PCRE2 match, so an exhausted budget stops the
+ * work within one match (itself bounded by the match limit).
+ */
 static void regex_scan(ctx *c, int kind, const char *subject, allowd_field field, size_t index,
 		       const char *value)
 {
 	const rset *rs = &c->s->regex[kind];
+	int64_t t0 = 0;
 	size_t len;
 
 	if (!rs->n || !subject)
 		return;
+	if (c->budget) {
+		if (c->budget->exhausted) {
+			c->ms->budget_exhausted = 1;
+			return;
+		}
+		t0 = allowd_monotonic_us();
+	}
 	len = strlen(subject);
 	if (len > ALLOWD_SUBJECT_MAX)
 		return; /* too long to be an address, a domain or an IP: matches nothing */
@@ -618,60 +718,106 @@ static void regex_scan(ctx *c, int kind, const char *subject, allowd_field field
 	}
 	for (size_t k = 0; k < rs->n_shards; k++) {
 		const rshard *sh = &rs->shards[k];
-		hs_hits hits = {0};
+		hs_hits hits;
+		hs_error_t rc;
+		int go;
 		if (!sh->db)
 			continue;
 		if (scratch_for(c->s)) {
 			/* no scratch: confirm every member directly */
-			for (size_t i = 0; i < sh->n; i++)
-				if (regex_confirm(c, &rs->v[sh->members[i]], subject, len))
-					consider(c, rs->v[sh->members[i]].pol, field, index, value);
+			if (!confirm_list(c, rs, sh->members, sh->n, subject, len, field, index, value,
+					  &t0))
+				return;
 			continue;
 		}
-		hs_scan(sh->db, subject, (unsigned)len, 0, tls_scratch, on_hs_match, &hits);
-		for (size_t i = 0; i < hits.n; i++) {
-			const rentry *e = &rs->v[sh->members[hits.v[i]]];
-			if (regex_confirm(c, e, subject, len))
-				consider(c, e->pol, field, index, value);
+		hits.v = hits.inline_v;
+		hits.n = 0;
+		hits.oom = 0;
+		hits.cap = sizeof(hits.inline_v) / sizeof(hits.inline_v[0]);
+		rc = hs_scan(sh->db, subject, (unsigned)len, 0, tls_scratch, on_hs_match, &hits);
+		if (hits.oom) {
+			c->ms->oom = 1;
+			if (hits.v != hits.inline_v)
+				free(hits.v);
+			return;
 		}
-		free(hits.v);
+		if (rc != HS_SUCCESS) {
+			/* the prefilter failed (not expected): confirm every member instead */
+			if (hits.v != hits.inline_v)
+				free(hits.v);
+			if (!confirm_list(c, rs, sh->members, sh->n, subject, len, field, index, value,
+					  &t0))
+				return;
+			continue;
+		}
+		go = !budget_spent(c, &t0);
+		for (size_t i = 0; go && i < hits.n; i++)
+			hits.v[i] = sh->members[hits.v[i]];
+		if (go)
+			go = confirm_list(c, rs, hits.v, hits.n, subject, len, field, index, value, &t0);
+		if (hits.v != hits.inline_v)
+			free(hits.v);
+		if (!go)
+			return;
 	}
-	for (size_t i = 0; i < rs->n_direct; i++) {
-		const rentry *e = &rs->v[rs->direct[i]];
-		if (regex_confirm(c, e, subject, len))
-			consider(c, e->pol, field, index, value);
+	confirm_list(c, rs, rs->direct, rs->n_direct, subject, len, field, index, value, &t0);
+}
+
+/*
+ * The client address's lookups, staged like the exact probes below: every
+ * length's slot is prefetched first (ip_prefetch), then the first
+ * candidate entry of each (ip_candidates), then they are compared (ip_run).
+ */
+typedef struct ipquery {
+	uint8_t net[129][16]; /* the address masked to each length in use */
+	uint64_t h[129];
+} ipquery;
+
+static void ip_prefetch(const allowd_snapshot *s, ipquery *q, const uint8_t *addr)
+{
+	for (int j = 0; j < s->n_ipt; j++) {
+		mask_addr(q->net[j], addr, s->ipt[j].len);
+		q->h[j] = hash_addr(q->net[j]);
+		__builtin_prefetch(&s->ipt[j].slots[q->h[j] & s->ipt[j].mask]);
 	}
 }
 
-static void ip_lookup(ctx *c, const uint8_t *addr, const char *value)
+static void ip_candidates(const allowd_snapshot *s, const ipquery *q)
 {
-	const allowd_snapshot *s = c->s;
-	uint8_t net[16];
-
-	uint64_t hs[129];
-
-	for (int j = 0; j < s->n_ipt; j++) { /* prefetch every length's slot first */
-		mask_addr(net, addr, s->ipt[j].len);
-		hs[j] = hash_addr(net);
-		__builtin_prefetch(&s->ipt[j].slots[hs[j] & s->ipt[j].mask]);
-	}
 	for (int j = 0; j < s->n_ipt; j++) {
 		const iptab *t = &s->ipt[j];
-		uint64_t h = hs[j], tag = h & 0xffffffff00000000ULL;
-		size_t k;
-		mask_addr(net, addr, t->len);
-		for (k = h & t->mask; t->slots[k]; k = (k + 1) & t->mask) {
+		uint64_t tag = q->h[j] & 0xffffffff00000000ULL;
+		for (size_t k = q->h[j] & t->mask; t->slots[k]; k = (k + 1) & t->mask)
+			if ((t->slots[k] & 0xffffffff00000000ULL) == tag) {
+				__builtin_prefetch(&s->ips[(t->slots[k] & 0xffffffffu) - 1]);
+				break;
+			}
+	}
+}
+
+static void ip_run(ctx *c, const ipquery *q, const char *value)
+{
+	const allowd_snapshot *s = c->s;
+
+	for (int j = 0; j < s->n_ipt; j++) {
+		const iptab *t = &s->ipt[j];
+		uint64_t tag = q->h[j] & 0xffffffff00000000ULL;
+		for (size_t k = q->h[j] & t->mask; t->slots[k]; k = (k + 1) & t->mask) {
 			const ipent *e = &s->ips[(t->slots[k] & 0xffffffffu) - 1];
-			if ((t->slots[k] & 0xffffffff00000000ULL) == tag && memcmp(e->addr, net, 16) == 0)
+			if ((t->slots[k] & 0xffffffff00000000ULL) == tag &&
+			    memcmp(e->addr, q->net[j], 16) == 0)
 				consider(c, e->pol, ALLOWD_FIELD_CLIENT_IP, 0, value);
 		}
 	}
 }
 
 /*
- * The exact lookups of one message.  Their hash slots are prefetched all
- * together before any is probed, so the cache misses of a large account's
- * tables overlap instead of adding up.
+ * The exact lookups of one message, in stages so that the cache misses of a
+ * large account's tables overlap instead of adding up: every probe's slot
+ * is prefetched (add_probe), then every probe's first candidate policy
+ * record (probe_candidate), then the candidates' strings, and only then is
+ * anything compared (run_probe).  The hashes come from the prepared message
+ * (computed once for every snapshot).
  */
 typedef struct probe {
 	const htab *t;
@@ -680,18 +826,32 @@ typedef struct probe {
 	allowd_field field;
 	size_t index;
 	const char *value;
+	uint32_t cand; /* cpol index + 1 of the first slot with the key's tag; 0 = none */
 } probe;
 
 #define PROBES_INLINE 32
 
-static void add_probe(probe *v, size_t *n, const htab *t, const char *key, allowd_field f,
-		      size_t index, const char *value)
+static inline void add_probe(probe *v, size_t *n, const htab *t, const char *key, uint64_t h,
+			     allowd_field f, size_t index, const char *value)
 {
-	if (!key || !*key || !t->slots)
+	if (!*key || !t->slots)
 		return;
-	v[*n] = (probe){t, key, hash_str(key), f, index, value};
-	__builtin_prefetch(&t->slots[v[*n].h & t->mask]);
+	v[*n] = (probe){t, key, h, f, index, value, 0};
+	__builtin_prefetch(&t->slots[h & t->mask]);
 	(*n)++;
+}
+
+static inline void probe_candidate(const allowd_snapshot *s, probe *pr)
+{
+	const htab *t = pr->t;
+	uint64_t tag = pr->h & 0xffffffff00000000ULL;
+
+	for (size_t i = pr->h & t->mask; t->slots[i]; i = (i + 1) & t->mask)
+		if ((t->slots[i] & 0xffffffff00000000ULL) == tag) {
+			pr->cand = (uint32_t)(t->slots[i] & 0xffffffffu);
+			__builtin_prefetch(&s->pols[pr->cand - 1]);
+			return;
+		}
 }
 
 static void run_probe(ctx *c, const probe *pr)
@@ -699,6 +859,8 @@ static void run_probe(ctx *c, const probe *pr)
 	const htab *t = pr->t;
 	uint64_t tag = pr->h & 0xffffffff00000000ULL;
 
+	if (!pr->cand)
+		return; /* no slot carries the tag: no policy can match */
 	for (size_t i = pr->h & t->mask; t->slots[i]; i = (i + 1) & t->mask) {
 		uint32_t pol = (uint32_t)(t->slots[i] & 0xffffffffu) - 1;
 		if ((t->slots[i] & 0xffffffff00000000ULL) == tag &&
@@ -707,41 +869,63 @@ static void run_probe(ctx *c, const probe *pr)
 	}
 }
 
-void engine_collect(const allowd_snapshot *s, const eprepared *p, const eshadow *shadow,
+static int has_regexes(const allowd_snapshot *s)
+{
+	return s->regex[RS_EMAIL].n || s->regex[RS_DOMAIN].n || s->regex[RS_IP].n;
+}
+
+void engine_collect(const allowd_snapshot *s, eprepared *p, const eshadow *shadow,
 		    ematches *ms)
 {
 	ctx c = {s, shadow, ms, NULL, NULL};
 	probe inline_probes[PROBES_INLINE], *probes = inline_probes;
 	size_t n_probes = 0, max = 3 * p->n_senders + 2 * p->n_recipients;
+	int exact = s->emails.slots || s->domains.slots, ip = p->has_ip && s->n_ipt;
+	ipquery q;
 
-	if (max > PROBES_INLINE && !(probes = malloc(max * sizeof(*probes)))) {
+	if (p->budget && p->budget->limit_us > 0)
+		c.budget = p->budget;
+	if (exact && max > PROBES_INLINE && !(probes = malloc(max * sizeof(*probes)))) {
 		ms->oom = 1;
 		return;
 	}
-	for (size_t i = 0; i < p->n_senders; i++) {
+	if (ip)
+		ip_prefetch(s, &q, p->ip);
+	for (size_t i = 0; exact && i < p->n_senders; i++) {
 		const eaddr *a = &p->senders[i];
 		if (!a->ok)
 			continue;
-		add_probe(probes, &n_probes, &s->emails, a->norm, p->sender_field[i],
+		add_probe(probes, &n_probes, &s->emails, a->norm, a->h_norm, p->sender_field[i],
 			  p->sender_index[i], a->raw);
-		add_probe(probes, &n_probes, &s->emails, a->sub, p->sender_field[i],
+		add_probe(probes, &n_probes, &s->emails, a->sub, a->h_sub, p->sender_field[i],
 			  p->sender_index[i], a->raw);
-		add_probe(probes, &n_probes, &s->domains, a->domain, p->sender_field[i],
+		add_probe(probes, &n_probes, &s->domains, a->domain, a->h_domain, p->sender_field[i],
 			  p->sender_index[i], a->domain);
 	}
-	for (size_t i = 0; i < p->n_recipients; i++) {
+	for (size_t i = 0; exact && i < p->n_recipients; i++) {
 		const eaddr *a = &p->recipients[i];
 		if (!a->ok)
 			continue;
-		add_probe(probes, &n_probes, &s->emails, a->norm, ALLOWD_FIELD_RECIPIENT, i, a->raw);
-		add_probe(probes, &n_probes, &s->emails, a->sub, ALLOWD_FIELD_RECIPIENT, i, a->raw);
+		add_probe(probes, &n_probes, &s->emails, a->norm, a->h_norm, ALLOWD_FIELD_RECIPIENT,
+			  i, a->raw);
+		add_probe(probes, &n_probes, &s->emails, a->sub, a->h_sub, ALLOWD_FIELD_RECIPIENT, i,
+			  a->raw);
 	}
-	if (p->has_ip)
-		ip_lookup(&c, p->ip, p->m->client_ip);
+	if (ip)
+		ip_candidates(s, &q);
+	for (size_t i = 0; i < n_probes; i++)
+		probe_candidate(s, &probes[i]);
+	for (size_t i = 0; i < n_probes; i++)
+		if (probes[i].cand)
+			__builtin_prefetch(s->arena + s->pols[probes[i].cand - 1].str);
+	if (ip) /* while those strings arrive */
+		ip_run(&c, &q, p->m->client_ip);
 	for (size_t i = 0; i < n_probes; i++)
 		run_probe(&c, &probes[i]);
 	if (probes != inline_probes)
 		free(probes);
+	if (!has_regexes(s))
+		return; /* no Hyperscan, no PCRE2, no clock */
 
 	for (size_t i = 0; i < p->n_senders; i++) {
 		const eaddr *a = &p->senders[i];
@@ -759,8 +943,10 @@ void engine_collect(const allowd_snapshot *s, const eprepared *p, const eshadow 
 			regex_scan(&c, RS_EMAIL, a->ok ? a->norm : a->raw, ALLOWD_FIELD_RECIPIENT, i,
 				   a->raw);
 	}
-	if (p->has_ip)
+	if (p->has_ip && s->regex[RS_IP].n) {
+		engine_prepare_ip_text(p);
 		regex_scan(&c, RS_IP, p->ip_text, ALLOWD_FIELD_CLIENT_IP, 0, p->m->client_ip);
+	}
 	if (p->has_server)
 		regex_scan(&c, RS_DOMAIN, p->server, ALLOWD_FIELD_SERVER_NAME, 0, p->m->server_name);
 	pcre2_match_data_free(c.md);

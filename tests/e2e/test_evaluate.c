@@ -5,8 +5,9 @@
  * delta holds before it rebuilds its base in the background), evaluations
  * survive SIGTERM and SIGKILL restarts, the endpoint validates as strictly
  * as the rest of the API, the semantics of docs/semantics.md hold through
- * the API, and a pathological regex neither stalls the server nor gets
- * created when it cannot be bounded.
+ * the API, a pathological regex neither stalls the server nor gets
+ * created when it cannot be bounded, and the regex work of one request is
+ * bounded by --evaluate-budget.
  */
 #include "harness.h"
 
@@ -1662,6 +1663,127 @@ E2E_TEST(pathological_regexes_are_bounded_or_rejected)
 	NO_MATCH(d);
 }
 
+/* ---- the regex work budget of one request (bug 7) ------------------------- */
+
+struct budget_job {
+	e2e_server *s;
+	const char *path, *body;
+	e2e_response *r;
+	double took;
+	volatile int done;
+};
+
+static void *costly_request(void *arg)
+{
+	struct budget_job *j = arg;
+	e2e_client *c = e2e_client_new();
+	e2e_request rq = {.method = "POST", .path = j->path, .body = j->body, .client = c};
+	double t0 = now_s();
+	j->r = e2e_do(j->s, &rq);
+	j->took = now_s() - t0;
+	e2e_client_free(c);
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+#define COSTLY_REGEXES 300
+
+/*
+ * Each regex match stops at the match limit, but a request carries many
+ * subjects: 10 messages x 10 worst-case subjects against 300 accepted
+ * regexes that each run to the limit would hold a pool thread for about a
+ * minute.  With the default --evaluate-budget (1000 ms of regex matching
+ * per request) the request ends soon after the budget with a 400 naming
+ * the message that ran out, other requests are answered meanwhile, and a
+ * light request still gets its decision.  Evaluating regexes also gives
+ * every pool thread a Hyperscan scratch: the ASan build checks at stop
+ * that none leaks (bug 9).
+ */
+E2E_TEST(regex_work_of_one_request_is_bounded_by_the_budget)
+{
+	static const char *const args[] = {"--rate-limit", "0", NULL};
+	s = e2e_server_start(args);
+
+	json_t *posts = e2e_keep(json_array());
+	for (int i = 0; i < COSTLY_REGEXES; i++)
+		json_array_append_new(posts,
+		                      e2e_policy_obj(e2e_strf("(?:a|ab|b)*c(?#%d)", i), "EMAIL", true,
+		                                     true, false, false, false, NULL));
+	json_t *made = E2E_ARR(E2E_BATCH(s, e2e_batch_posts_body(posts)), "posts");
+	assert_int_equal(json_array_size(made), COSTLY_REGEXES);
+	json_int_t first = E2E_INT(json_array_get(made, 0), "id");
+	json_int_t plain = ID(POLICY(s, "ok@fast.example", "EMAIL", false, true, false, false, false));
+
+	/* the costliest subject still matched: 319 bytes that no regex matches */
+	const char *w = e2e_strf("%sbc!", e2e_repeat("ab", 158));
+	assert_int_equal(strlen(w), 319);
+	const char *msg = e2e_strf("{\"recipients\":[\"x@y.example\"],\"envelope_from\":\"%s\","
+	                           "\"header_from\":\"%s\",\"reply_to\":[%s]}",
+	                           w, w,
+	                           e2e_strf("\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",\"%s\"",
+	                                    w, w, w, w, w, w, w, w));
+	const char *body = e2e_strf("{\"messages\":[%s,%s,%s,%s,%s,%s,%s,%s,%s,%s]}", msg, msg, msg,
+	                            msg, msg, msg, msg, msg, msg, msg);
+
+	struct budget_job j = {.s = s, .path = eval_path(s), .body = body};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, costly_request, &j), 0);
+	json_t *light = msg_from("ok@fast.example", NULL, "r@corp.example");
+	int served = 0;
+	do {
+		json_t *d = EVAL(s, light);
+		MATCHES(d, mt(plain, "envelope_from", "ok@fast.example", true, NR));
+		e2e_request hz = {.method = "GET", .path = "/healthz", .auth = E2E_AUTH_NONE};
+		E2E_CHECK(e2e_do(s, &hz)->status == 200, "healthz failed during the costly request");
+		served++;
+	} while (!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE) && served < 100000);
+	pthread_join(t, NULL);
+	print_message("100 worst-case subjects x %d regexes: HTTP %ld after %.3f s; %d light "
+	              "requests served meanwhile\n",
+	              COSTLY_REGEXES, j.r->status, j.took, served);
+	/* 1 s of budget; the rest is slack for sanitizer builds and a busy machine */
+	E2E_CHECK(j.took < 6.0, "the costly request took %.1f s: its regex work is not bounded",
+	          j.took);
+	json_t *err = E2E_ERR(j.r, 400, 1001, "/messages/0");
+	E2E_CHECK(e2e_contains_ci(E2E_STR(err, "message"), "regex work budget"),
+	          "the error does not name the budget: %s", j.r->body);
+	E2E_CHECK(e2e_contains_ci(E2E_STR(err, "message"), "1000 ms"),
+	          "the error does not give the budget: %s", j.r->body);
+
+	/* the same regexes still match a subject they can afford */
+	json_t *d = EVAL(s, msg_from("ababc", NULL, "r@corp.example"));
+	E2E_CHECK(json_array_size(E2E_ARR(d, "matches")) == COSTLY_REGEXES,
+	          "every regex matches \"ababc\": %s", e2e_dumps(d));
+	assert_int_equal(E2E_INT(json_array_get(E2E_ARR(d, "matches"), 0), "policy_id"), first);
+}
+
+/* --evaluate-budget 0 switches the budget off; a small one answers sooner. */
+E2E_TEST(evaluate_budget_option_sets_the_budget)
+{
+	static const char *const args[] = {"--rate-limit", "0", "--evaluate-budget", "50", NULL};
+	s = e2e_server_start(args);
+
+	json_t *posts = e2e_keep(json_array());
+	for (int i = 0; i < 100; i++)
+		json_array_append_new(posts,
+		                      e2e_policy_obj(e2e_strf("(?:a|ab|b)*c(?#%d)", i), "EMAIL", true,
+		                                     true, false, false, false, NULL));
+	E2E_BATCH(s, e2e_batch_posts_body(posts));
+	const char *w = e2e_strf("%sbc!", e2e_repeat("ab", 158));
+	const char *one = e2e_strf("{\"recipients\":[\"x@y.example\"],\"envelope_from\":\"%s\","
+	                           "\"header_from\":\"%s\",\"reply_to\":[\"%s\",\"%s\",\"%s\"]}",
+	                           w, w, w, w, w);
+	double t0 = now_s();
+	e2e_response *r = eval_raw(s, one);
+	double took = now_s() - t0;
+	json_t *err = E2E_ERR(r, 400, 1001, NULL);
+	E2E_CHECK(e2e_error_pointer(err) == NULL || !*e2e_error_pointer(err),
+	          "a single message has no /messages pointer: %s", r->body);
+	E2E_CHECK(e2e_contains_ci(E2E_STR(err, "message"), "50 ms"), "%s", r->body);
+	print_message("5 worst subjects x 100 regexes, --evaluate-budget 50: %.3f s\n", took);
+	E2E_CHECK(took < 3.0, "a 50 ms budget answered after %.1f s", took);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1685,6 +1807,8 @@ int main(void)
 	    E2E_CASE(without_dispositions_all_six_verdicts_are_considered),
 	    E2E_CASE(a_batch_of_messages_answers_in_order),
 	    E2E_CASE_BARE(pathological_regexes_are_bounded_or_rejected),
+	    E2E_CASE_BARE(regex_work_of_one_request_is_bounded_by_the_budget),
+	    E2E_CASE_BARE(evaluate_budget_option_sets_the_budget),
 	};
 	return cmocka_run_group_tests_name("e2e_evaluate", tests, NULL, NULL);
 }
