@@ -58,6 +58,15 @@ int allowd_error_set_cf(int code, int cf_code, const char *pointer, const char *
 /* Appends a code to the current error's error_chain (at most 4 are kept). */
 void allowd_error_chain_add(int cf_code);
 
+/*
+ * Makes a NUL-terminated string valid UTF-8 in place: a sequence cut short
+ * by the end of the string is removed, any other invalid byte becomes '?'.
+ * allowd_error_set* and allowd_error_prefix_pointer apply it to the message
+ * and the pointer, so a "%.40s" of client text that ends mid-character
+ * still renders.  Thread-safe (touches only s).
+ */
+void allowd_error_utf8_repair(char *s);
+
 /* Prepends `prefix` to the current error's pointer ("/posts/3" + "/pattern"). */
 void allowd_error_prefix_pointer(const char *prefix);
 
