@@ -27,6 +27,8 @@ typedef enum allowd_error_code {
 	ALLOWD_ENOROUTE = -11,    /* unknown path: 404 */
 	ALLOWD_ERATELIMIT = -12,  /* throttled: 429 */
 	ALLOWD_ETOKEN = -13,      /* expired, disabled or out-of-range token: 403, 9109 */
+	ALLOWD_EURITOOLONG = -14, /* request target over --max-header-bytes: 414 */
+	ALLOWD_EHEADERSTOOLARGE = -15, /* request line + headers over --max-header-bytes: 431 */
 } allowd_error_code;
 
 #define ALLOWD_ERROR_MSG_MAX 512

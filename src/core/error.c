@@ -28,6 +28,8 @@ static const struct {
 	{ALLOWD_ENOROUTE, 404, 7003, "No route for the URI"},
 	{ALLOWD_ERATELIMIT, 429, 10429, "Rate limited"},
 	{ALLOWD_ETOKEN, 403, 9109, "Invalid access token"},
+	{ALLOWD_EURITOOLONG, 414, 1004, "URI too long"},
+	{ALLOWD_EHEADERSTOOLARGE, 431, 1004, "Request header fields too large"},
 };
 
 static int table_index(int code)
