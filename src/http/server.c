@@ -39,7 +39,7 @@
  * still reaches on_request and gets an enveloped 414 or 431; only one past
  * this gets libmicrohttpd's own (HTML) answer.
  */
-#define POOL_FACTOR 4
+#define POOL_FACTOR 2
 /* How often the watchdog looks at the deadlines. */
 #define WATCHDOG_TICK_MS 200
 /* Connections drained at once after an early answer; more are just closed. */
