@@ -46,6 +46,17 @@
 #define MAX_LINGER 256
 
 /*
+ * One libmicrohttpd daemon per worker thread (see acceptor_main).  busy
+ * counts requests between their headers and their completion; conns the
+ * connections handed to it and not yet closed.
+ */
+typedef struct worker {
+	struct MHD_Daemon *daemon;
+	atomic_long busy;
+	atomic_long conns;
+} worker;
+
+/*
  * One per TCP connection (libmicrohttpd's socket context), in the server's
  * list from MHD_CONNECTION_NOTIFY_STARTED to _CLOSED; libmicrohttpd closes
  * the socket only after _CLOSED, so fd is valid while the node is listed.
@@ -58,6 +69,7 @@ typedef struct conn_node {
 	int64_t deadline_us;
 	int shut;   /* the watchdog shut the socket down */
 	int linger; /* answered before the body was read: drain it after the close */
+	worker *w;  /* the daemon that serves it */
 	size_t url_len; /* raw request target of the current request */
 } conn_node;
 
@@ -68,7 +80,8 @@ typedef struct linger_fd {
 } linger_fd;
 
 struct allowd_server {
-	struct MHD_Daemon *daemon;
+	worker *workers;
+	int n_workers;
 	allowd_api *api;
 	int listen_fd;
 	size_t max_body;
@@ -93,6 +106,15 @@ struct allowd_server {
 	int wake[2]; /* pipe: wakes the watchdog for a new lingering socket or the stop */
 	pthread_t watchdog;
 	int watchdog_started;
+
+	/* the acceptor (see acceptor_main); n_open and accept_stop under conns_lock */
+	long max_conns;
+	long n_open; /* handed to libmicrohttpd and not yet closed */
+	int accept_stop;
+	pthread_cond_t slot; /* n_open fell below max_conns, or accept_stop */
+	int accept_wake[2];
+	pthread_t acceptor;
+	int acceptor_started;
 };
 
 typedef struct request {
@@ -361,9 +383,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *di =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
 		if (!(cn = calloc(1, sizeof(*cn))))
 			return; /* not tracked: only the idle timeout applies */
 		cn->fd = ci ? ci->connect_fd : -1;
+		for (int i = 0; di && i < s->n_workers; i++)
+			if (s->workers[i].daemon == di->daemon)
+				cn->w = &s->workers[i];
 		cn->deadline_us = s->request_us ? allowd_monotonic_us() + s->request_us : 0;
 		pthread_mutex_lock(&s->conns_lock);
 		cn->next = s->conns;
@@ -374,9 +401,15 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		*socket_context = cn;
 		return;
 	}
-	if (!cn)
-		return;
 	pthread_mutex_lock(&s->conns_lock);
+	if (s->n_open-- == s->max_conns)
+		pthread_cond_signal(&s->slot);
+	if (!cn) {
+		pthread_mutex_unlock(&s->conns_lock);
+		return;
+	}
+	if (cn->w)
+		atomic_fetch_sub(&cn->w->conns, 1);
 	if (cn->prev)
 		cn->prev->next = cn->next;
 	else
@@ -475,6 +508,102 @@ static void *watchdog_main(void *arg)
 		pthread_mutex_unlock(&s->conns_lock);
 	}
 	return NULL;
+}
+
+/*
+ * The acceptor.  allowd accepts connections itself and hands each to one of
+ * --threads single-threaded libmicrohttpd daemons (MHD_add_connection),
+ * instead of a libmicrohttpd thread pool whose threads accept from the
+ * shared listening socket up to their share of --max-connections.  That
+ * scheme took the listening socket out of a thread's epoll set when the
+ * thread reached its share, and under load such a thread was seen asleep in
+ * epoll_wait while its connections waited (docs/reliability.md, bug 10).
+ * Here no daemon ever reaches its limit (each may hold --max-connections),
+ * and the acceptor keeps the total at --max-connections: at the limit it
+ * stops accepting, so further clients wait in the kernel's listen backlog,
+ * as before, until a connection closes (on_connection signals `slot`).
+ *
+ * A new connection goes to the daemon with the fewest requests in progress,
+ * then the fewest connections: a thread busy with a slow request gets no
+ * new clients (with the pool's shared socket, an idle thread won the race
+ * to accept; libmicrohttpd's own MHD_add_connection into a pool picks the
+ * thread by descriptor number, which sent every new connection of a client
+ * that reconnects to the same busy thread).
+ */
+static worker *least_loaded(allowd_server *s)
+{
+	worker *best = &s->workers[0];
+	long best_busy = atomic_load(&best->busy), best_conns = atomic_load(&best->conns);
+
+	for (int i = 1; i < s->n_workers; i++) {
+		long b = atomic_load(&s->workers[i].busy), c = atomic_load(&s->workers[i].conns);
+		if (b < best_busy || (b == best_busy && c < best_conns)) {
+			best = &s->workers[i];
+			best_busy = b;
+			best_conns = c;
+		}
+	}
+	return best;
+}
+
+static void *acceptor_main(void *arg)
+{
+	allowd_server *s = arg;
+
+	for (;;) {
+		struct pollfd p[2] = {{.fd = s->listen_fd, .events = POLLIN},
+				      {.fd = s->accept_wake[0], .events = POLLIN}};
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd, stop;
+		worker *w;
+
+		pthread_mutex_lock(&s->conns_lock);
+		while (!s->accept_stop && s->n_open >= s->max_conns)
+			pthread_cond_wait(&s->slot, &s->conns_lock);
+		stop = s->accept_stop;
+		pthread_mutex_unlock(&s->conns_lock);
+		if (stop)
+			break;
+		if (poll(p, 2, -1) < 0 || (p[1].revents & POLLIN))
+			continue; /* EINTR, or woken to look at accept_stop */
+		fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				log_warn("accept: %s; retrying in 100 ms", strerror(errno));
+				poll(NULL, 0, 100); /* out of descriptors: the client waits */
+			}
+			continue;
+		}
+		pthread_mutex_lock(&s->conns_lock);
+		s->n_open++;
+		pthread_mutex_unlock(&s->conns_lock);
+		w = least_loaded(s);
+		atomic_fetch_add(&w->conns, 1); /* taken back at the close (on_connection) */
+		if (MHD_add_connection(w->daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES) {
+			/* libmicrohttpd closed it without the connection notifications */
+			atomic_fetch_sub(&w->conns, 1);
+			pthread_mutex_lock(&s->conns_lock);
+			s->n_open--;
+			pthread_mutex_unlock(&s->conns_lock);
+		}
+	}
+	return NULL;
+}
+
+static void stop_acceptor(allowd_server *s)
+{
+	pthread_mutex_lock(&s->conns_lock);
+	s->accept_stop = 1;
+	pthread_cond_broadcast(&s->slot);
+	pthread_mutex_unlock(&s->conns_lock);
+	if (s->acceptor_started) {
+		if (write(s->accept_wake[1], "s", 1) < 0) {
+			/* the pipe is full: the acceptor wakes anyway */
+		}
+		pthread_join(s->acceptor, NULL);
+		s->acceptor_started = 0;
+	}
 }
 
 /*
@@ -626,6 +755,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		pthread_mutex_lock(&s->lock);
 		s->in_flight++;
 		pthread_mutex_unlock(&s->lock);
+		if (rq->cn && rq->cn->w)
+			atomic_fetch_add(&rq->cn->w->busy, 1);
 		if (check_request_head(s, conn, rq, &has_body)) {
 			/* answered before any body is read: close, and drain it (on_connection) */
 			rq->close = 1;
@@ -718,6 +849,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		log_info("req=%s %s %s status=%u us=%lld%s", rq->id, rq->method, rq->path, rq->status,
 			 (long long)(allowd_monotonic_us() - rq->start_us),
 			 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+	if (rq->cn && rq->cn->w)
+		atomic_fetch_sub(&rq->cn->w->busy, 1);
 	free(rq->body);
 	free(rq);
 	*con_cls = NULL;
@@ -832,7 +965,9 @@ int allowd_server_start(allowd_server **out, const allowd_config *cfg, allowd_ap
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle, NULL);
 	pthread_mutex_init(&s->conns_lock, NULL);
+	pthread_cond_init(&s->slot, NULL);
 	s->wake[0] = s->wake[1] = -1;
+	s->accept_wake[0] = s->accept_wake[1] = -1;
 	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
 	    pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
 		allowd_error_set(ALLOWD_ERR, NULL, "cannot start the connection watchdog: %s",
@@ -840,27 +975,54 @@ int allowd_server_start(allowd_server **out, const allowd_config *cfg, allowd_ap
 		goto fail;
 	}
 	s->watchdog_started = 1;
-
-	s->daemon = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC, 0, NULL, NULL,
-		on_request, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-		(unsigned int)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned int)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)cfg->max_header_bytes * POOL_FACTOR, MHD_OPTION_NOTIFY_COMPLETED,
-		on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, s,
-		MHD_OPTION_END);
-	if (!s->daemon) {
-		allowd_error_set(ALLOWD_ERR, NULL, "libmicrohttpd failed to start");
+	s->max_conns = (long)cfg->max_connections;
+	if (pipe2(s->accept_wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+		allowd_error_set(ALLOWD_ERR, NULL, "cannot set up the acceptor: %s",
+				 strerror(errno));
 		goto fail;
 	}
+
+	/* one daemon per thread, each allowed the whole limit (acceptor_main) */
+	if (!(s->workers = calloc((size_t)cfg->threads, sizeof(*s->workers)))) {
+		allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		goto fail;
+	}
+	for (; s->n_workers < (int)cfg->threads; s->n_workers++) {
+		worker *w = &s->workers[s->n_workers];
+		w->daemon = MHD_start_daemon(
+			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+				MHD_USE_NO_LISTEN_SOCKET,
+			0, NULL, NULL, on_request, s, MHD_OPTION_CONNECTION_LIMIT,
+			(unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+			(unsigned int)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			(size_t)cfg->max_header_bytes * POOL_FACTOR, MHD_OPTION_NOTIFY_COMPLETED,
+			on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+			MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK,
+			unescape, s, MHD_OPTION_END);
+		if (!w->daemon) {
+			allowd_error_set(ALLOWD_ERR, NULL, "libmicrohttpd failed to start");
+			goto fail;
+		}
+	}
+	if (pthread_create(&s->acceptor, NULL, acceptor_main, s) != 0) {
+		allowd_error_set(ALLOWD_ERR, NULL, "cannot start the acceptor");
+		goto fail;
+	}
+	s->acceptor_started = 1;
 	*out = s;
 	return 0;
 
 fail:
+	for (int i = 0; i < s->n_workers; i++)
+		MHD_stop_daemon(s->workers[i].daemon);
+	free(s->workers);
 	close(fd);
 	stop_watchdog(s);
+	for (int i = 0; i < 2; i++)
+		if (s->accept_wake[i] >= 0)
+			close(s->accept_wake[i]);
+	pthread_cond_destroy(&s->slot);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->idle);
 	pthread_mutex_destroy(&s->conns_lock);
@@ -871,11 +1033,10 @@ fail:
 void allowd_server_stop(allowd_server *s, int grace_ms)
 {
 	struct timespec deadline;
-	int fd;
 
 	if (!s)
 		return;
-	fd = MHD_quiesce_daemon(s->daemon);
+	stop_acceptor(s); /* new clients wait in the backlog until the socket closes */
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += grace_ms / 1000;
 	deadline.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
@@ -891,12 +1052,16 @@ void allowd_server_stop(allowd_server *s, int grace_ms)
 	pthread_mutex_lock(&s->conns_lock);
 	s->stopping = 1; /* no lingering for the connections closed by the stop */
 	pthread_mutex_unlock(&s->conns_lock);
-	MHD_stop_daemon(s->daemon);
-	if (fd >= 0)
-		close(fd);
+	for (int i = 0; i < s->n_workers; i++)
+		MHD_stop_daemon(s->workers[i].daemon);
+	free(s->workers);
+	close(s->listen_fd);
 	stop_watchdog(s);
+	for (int i = 0; i < 2; i++)
+		close(s->accept_wake[i]);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->idle);
 	pthread_mutex_destroy(&s->conns_lock);
+	pthread_cond_destroy(&s->slot);
 	free(s);
 }
