@@ -715,6 +715,51 @@ E2E_TEST(kept_alive_connection_paused_within_the_idle_timeout_is_still_served)
 }
 
 /*
+ * The deadline covers every request on a kept-alive connection, not only the
+ * first: a second request whose headers trickle in forever is closed within
+ * the idle timeout (the pause it may take before its first byte) plus the
+ * request timeout, both --connection-timeout, of the first response.
+ */
+E2E_TEST(slowloris_on_a_kept_alive_connection_is_closed_within_the_timeout)
+{
+	s = start_slow_client_server();
+	const char *get = e2e_strf("GET %s?per_page=1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+	                           "Authorization: Bearer %s\r\n\r\n",
+	                           s->policies, s->port, s->api_token);
+	int fd = raw_connect(s);
+	E2E_CHECK(raw_send(fd, get, strlen(get)), "the server closed the connection");
+	E2E_OK(raw_read_one(fd, 10000), 200);
+	const char *prefix = slow_header_prefix(s);
+	E2E_CHECK(raw_send(fd, prefix, strlen(prefix)), "the server closed the connection");
+	long start = now_ms(), bound = 2 * TIMEOUT_S * 1000 + SLACK_MS;
+	raw_result rr = {.end = RAW_TIMEOUT};
+	while (now_ms() - start <= bound) {
+		rr = raw_read_to_close(fd, TRICKLE_MS);
+		if (rr.end != RAW_TIMEOUT || rr.len)
+			break;
+		if (!raw_send(fd, "a", 1)) {
+			rr = raw_read_to_close(fd, 1000);
+			if (rr.end == RAW_TIMEOUT)
+				rr.end = RAW_RESET;
+			break;
+		}
+	}
+	long took = now_ms() - start;
+	if (rr.len && rr.end == RAW_TIMEOUT)
+		rr = raw_read_to_close(fd, 5000);
+	close(fd);
+	print_message("second request's headers trickled on a kept-alive connection: %s after "
+	              "%ld ms\n",
+	              raw_end_name[rr.end], took);
+	E2E_CHECK(rr.end != RAW_TIMEOUT,
+	          "a second request trickled a byte every %d ms on a kept-alive connection is "
+	          "still being read after %ld ms (--connection-timeout %d)",
+	          TRICKLE_MS, took, TIMEOUT_S);
+	CLOSED_QUIETLY(&rr);
+	STILL_SERVING(s);
+}
+
+/*
  * Chunks that never end: the server drains past --max-body up to its bound
  * (4 x --max-body + 1 MiB) and then drops the connection.  A response queued
  * mid-upload cannot be delivered by libmicrohttpd, so a close is the answer
@@ -1657,6 +1702,7 @@ int main(void)
 	    E2E_CASE(oversized_body_with_content_length_is_413_before_it_is_sent),
 	    E2E_CASE(early_413_reaches_a_client_that_is_still_sending_its_body),
 	    E2E_CASE_BARE(kept_alive_connection_paused_within_the_idle_timeout_is_still_served),
+	    E2E_CASE_BARE(slowloris_on_a_kept_alive_connection_is_closed_within_the_timeout),
 	    E2E_CASE(endless_chunked_body_is_dropped_after_the_drain_bound),
 	    E2E_CASE_BARE(malformed_framing_gets_an_enveloped_error_or_a_close),
 	    E2E_CASE(conflicting_content_lengths_are_rejected),
