@@ -438,12 +438,15 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	*socket_context = NULL;
 }
 
-/* Discards what a lingering socket has; false once it is to be closed. */
+/*
+ * Discards what a lingering socket has, at most 1 MiB a call (the caller holds
+ * conns_lock; poll() reports the rest at once); false once it is to be closed.
+ */
 static bool drain(linger_fd *l, int64_t now)
 {
 	char buf[16384];
 
-	for (;;) {
+	for (int i = 0; i < 64; i++) {
 		ssize_t n = recv(l->fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n > 0) {
 			if ((size_t)n >= l->budget)
@@ -457,6 +460,7 @@ static bool drain(linger_fd *l, int64_t now)
 			return now < l->until_us;
 		return false; /* the client closed, or the socket failed */
 	}
+	return now < l->until_us;
 }
 
 /*
