@@ -630,8 +630,8 @@ E2E_TEST(early_413_reaches_a_client_that_is_still_sending_its_body)
 {
 	/* the drain bound, 4 x --max-body + 1 MiB: more than the socket buffers hold */
 	const size_t body_len = 5 * MAX_BODY;
-	const char *h = e2e_strf("Content-Type: application/json\r\nContent-Length: %zu\r\n",
-	                         body_len);
+	const char *h =
+	    e2e_strf("Content-Type: application/json\r\nContent-Length: %zu\r\n", body_len);
 	char *body = e2e_calloc(body_len, 1);
 	memset(body, ' ', body_len);
 	size_t len;
@@ -668,7 +668,8 @@ static e2e_response *raw_read_one(int fd, long timeout_ms)
 		const char *end = memmem(buf, len, "\r\n\r\n", 4);
 		if (end) {
 			const char *cl = strcasestr(buf, "\r\nContent-Length:");
-			size_t want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+			size_t want =
+			    (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
 			if (len >= want)
 				break;
 		}
@@ -701,8 +702,8 @@ E2E_TEST(kept_alive_connection_paused_within_the_idle_timeout_is_still_served)
 	                           s->policies, s->port, s->api_token);
 	int fd = raw_connect(s);
 	for (int i = 0; i < 3; i++) {
-		E2E_CHECK(raw_send(fd, get, strlen(get)), "request %d: the server closed the connection",
-		          i);
+		E2E_CHECK(raw_send(fd, get, strlen(get)),
+		          "request %d: the server closed the connection", i);
 		E2E_OK(raw_read_one(fd, 10000), 200);
 		/* half the idle timeout; the server must not close meanwhile */
 		raw_result rr = raw_read_to_close(fd, KEEPALIVE_TIMEOUT_S * 1000 / 2);
@@ -845,8 +846,8 @@ E2E_TEST(malformed_framing_gets_an_enveloped_error_or_a_close)
 	    {"chunk size past 2^64", "Transfer-Encoding: chunked\r\n",
 	     "ffffffffffffffffffff\r\n{}\r\n0\r\n\r\n", 413},
 	    {"unknown transfer coding", "Transfer-Encoding: gzip\r\n", "{}", 0},
-	    {"two transfer codings", "Transfer-Encoding: gzip, chunked\r\n",
-	     "2\r\n{}\r\n0\r\n\r\n", 0},
+	    {"two transfer codings", "Transfer-Encoding: gzip, chunked\r\n", "2\r\n{}\r\n0\r\n\r\n",
+	     0},
 	    {"Transfer-Encoding and Content-Length",
 	     "Transfer-Encoding: chunked\r\nContent-Length: 2\r\n", "2\r\n{}\r\n0\r\n\r\n", 0},
 	};
@@ -894,8 +895,9 @@ E2E_TEST(malformed_framing_gets_an_enveloped_error_or_a_close)
 			bad = e2e_strf("%s\n  %s: %s only when --connection-timeout (%d s) ran out",
 			               bad, what, r->status ? "answered" : "closed", TIMEOUT_S);
 	}
-	E2E_CHECK(!*bad, "answers that are neither an error envelope nor a close (nor the "
-	                 "documented answer of libmicrohttpd):%s",
+	E2E_CHECK(!*bad,
+	          "answers that are neither an error envelope nor a close (nor the "
+	          "documented answer of libmicrohttpd):%s",
 	          bad);
 	assert_int_equal(E2E_TOTAL(s), 0);
 	STILL_SERVING(s);
