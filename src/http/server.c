@@ -1021,7 +1021,7 @@ int allowd_server_start(allowd_server **out, const allowd_config *cfg, allowd_ap
 	return 0;
 
 fail:
-	for (int i = 0; i < s->n_workers; i++)
+	for (int i = 0; s->workers && i < s->n_workers; i++)
 		MHD_stop_daemon(s->workers[i].daemon);
 	free(s->workers);
 	close(fd);
