@@ -15,8 +15,8 @@ typedef struct allowd_config {
 	int64_t threads;          /* HTTP worker threads */
 	int64_t max_body;         /* bytes */
 	int64_t max_connections;
-	int64_t connection_timeout; /* seconds of inactivity before a connection is closed */
-	int64_t max_header_bytes; /* per-connection memory for the request line and headers */
+	int64_t connection_timeout; /* seconds of inactivity, and for a request to arrive */
+	int64_t max_header_bytes; /* request target and request line + headers, bytes */
 	char *log_level;
 	int64_t access_log;       /* 0 or 1 */
 	int64_t notify_fd;        /* -1 = none; otherwise write the bound port there */

@@ -14,19 +14,21 @@
 
 typedef enum allowd_error_code {
 	ALLOWD_OK = 0,
-	ALLOWD_ERR = -1,          /* internal failure: 500 */
-	ALLOWD_ENOTFOUND = -2,    /* no such object: 404 */
-	ALLOWD_EINVALID = -3,     /* the client must fix its input: 400 */
-	ALLOWD_EDUPLICATE = -4,   /* an equal policy exists: 400 (never 409) */
-	ALLOWD_EBADHEADERS = -5,  /* missing or malformed credentials: 400, 6003 */
-	ALLOWD_EAUTH = -6,        /* wrong key or token: 403, 10000 */
-	ALLOWD_EFORBIDDEN = -7,   /* valid credential, no permission: 403, 10000 */
-	ALLOWD_ETOOLARGE = -8,    /* body over the limit: 413 */
-	ALLOWD_EUNAVAILABLE = -9, /* storage failed or full: 503 */
-	ALLOWD_EMETHOD = -10,     /* known path, wrong method: 405 */
-	ALLOWD_ENOROUTE = -11,    /* unknown path: 404 */
-	ALLOWD_ERATELIMIT = -12,  /* throttled: 429 */
-	ALLOWD_ETOKEN = -13,      /* expired, disabled or out-of-range token: 403, 9109 */
+	ALLOWD_ERR = -1,               /* internal failure: 500 */
+	ALLOWD_ENOTFOUND = -2,         /* no such object: 404 */
+	ALLOWD_EINVALID = -3,          /* the client must fix its input: 400 */
+	ALLOWD_EDUPLICATE = -4,        /* an equal policy exists: 400 (never 409) */
+	ALLOWD_EBADHEADERS = -5,       /* missing or malformed credentials: 400, 6003 */
+	ALLOWD_EAUTH = -6,             /* wrong key or token: 403, 10000 */
+	ALLOWD_EFORBIDDEN = -7,        /* valid credential, no permission: 403, 10000 */
+	ALLOWD_ETOOLARGE = -8,         /* body over the limit: 413 */
+	ALLOWD_EUNAVAILABLE = -9,      /* storage failed or full: 503 */
+	ALLOWD_EMETHOD = -10,          /* known path, wrong method: 405 */
+	ALLOWD_ENOROUTE = -11,         /* unknown path: 404 */
+	ALLOWD_ERATELIMIT = -12,       /* throttled: 429 */
+	ALLOWD_ETOKEN = -13,           /* expired, disabled or out-of-range token: 403, 9109 */
+	ALLOWD_EURITOOLONG = -14,      /* request target over --max-header-bytes: 414 */
+	ALLOWD_EHEADERSTOOLARGE = -15, /* request line + headers over --max-header-bytes: 431 */
 } allowd_error_code;
 
 #define ALLOWD_ERROR_MSG_MAX 512
@@ -57,6 +59,15 @@ int allowd_error_set_cf(int code, int cf_code, const char *pointer, const char *
 
 /* Appends a code to the current error's error_chain (at most 4 are kept). */
 void allowd_error_chain_add(int cf_code);
+
+/*
+ * Makes a NUL-terminated string valid UTF-8 in place: a sequence cut short
+ * by the end of the string is removed, any other invalid byte becomes '?'.
+ * allowd_error_set* and allowd_error_prefix_pointer apply it to the message
+ * and the pointer, so a "%.40s" of client text that ends mid-character
+ * still renders.  Thread-safe (touches only s).
+ */
+void allowd_error_utf8_repair(char *s);
 
 /* Prepends `prefix` to the current error's pointer ("/posts/3" + "/pattern"). */
 void allowd_error_prefix_pointer(const char *prefix);

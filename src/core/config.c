@@ -30,9 +30,10 @@ static const struct option_def {
 	{"max-connections", OPT_INT, offsetof(allowd_config, max_connections), "1024", 1, 65536,
 	 "simultaneous client connections"},
 	{"connection-timeout", OPT_INT, offsetof(allowd_config, connection_timeout), "30", 1,
-	 3600, "seconds a connection may stay idle or send nothing before it is closed"},
+	 3600, "seconds a connection may stay idle, and a request's line, headers and body may "
+	       "take to arrive, before the connection is closed"},
 	{"max-header-bytes", OPT_INT, offsetof(allowd_config, max_header_bytes), "65536", 8192,
-	 1048576, "memory for one request's line and headers, in bytes"},
+	 1048576, "largest request target and request line + headers, in bytes (beyond: 414, 431)"},
 	{"log-level", OPT_STRING, offsetof(allowd_config, log_level), "info", 0, 0,
 	 "error, warn, info or debug"},
 	{"access-log", OPT_BOOL, offsetof(allowd_config, access_log), "true", 0, 1,

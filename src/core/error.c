@@ -28,6 +28,8 @@ static const struct {
 	{ALLOWD_ENOROUTE, 404, 7003, "No route for the URI"},
 	{ALLOWD_ERATELIMIT, 429, 10429, "Rate limited"},
 	{ALLOWD_ETOKEN, 403, 9109, "Invalid access token"},
+	{ALLOWD_EURITOOLONG, 414, 1004, "URI too long"},
+	{ALLOWD_EHEADERSTOOLARGE, 431, 1004, "Request header fields too large"},
 };
 
 static int table_index(int code)
@@ -38,6 +40,71 @@ static int table_index(int code)
 	return 0; /* ALLOWD_ERR */
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no
+ * surrogates, nothing past U+10FFFF); otherwise -k, where k (0 < k < 4) bytes
+ * start a sequence that is cut short (by the end of the string or by a byte
+ * that cannot continue it), or 0 when the byte at s starts none.
+ */
+static int utf8_sequence(const unsigned char *s)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	int n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0; /* overlong */
+	else if (c == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (c == 0xf0)
+		lo = 0x90; /* overlong */
+	else if (c == 0xf4)
+		hi = 0x8f; /* past U+10FFFF */
+	for (int i = 1; i < n; i++) {
+		if (s[i] < lo || s[i] > hi)
+			return i == 1 && s[i] >= 0x80 && s[i] <= 0xbf ? 0 : -i;
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return n;
+}
+
+/*
+ * Makes s valid UTF-8 in place.  A character cut short -- by a "%.40s" of
+ * client text followed by more of the format, or by the buffer's own
+ * limit -- is removed; every other byte that starts no valid sequence
+ * becomes '?'.  The envelope's encoder refuses invalid UTF-8, so without
+ * this the message and the pointer would be lost.
+ */
+void allowd_error_utf8_repair(char *s)
+{
+	unsigned char *r = (unsigned char *)s, *w = r;
+
+	while (*r) {
+		int n = utf8_sequence(r);
+		if (n < 0) {
+			r += -n;
+		} else if (n == 0) {
+			*w++ = '?';
+			r++;
+		} else {
+			memmove(w, r, (size_t)n);
+			w += n;
+			r += n;
+		}
+	}
+	*w = '\0';
+}
+
 int allowd_error_setv(int code, const char *pointer, const char *fmt, va_list ap)
 {
 	last_error.code = code;
@@ -45,10 +112,12 @@ int allowd_error_setv(int code, const char *pointer, const char *fmt, va_list ap
 	last_error.n_chain = 0;
 	if (vsnprintf(last_error.message, sizeof(last_error.message), fmt, ap) < 0)
 		last_error.message[0] = '\0';
+	allowd_error_utf8_repair(last_error.message);
 	if (pointer)
 		snprintf(last_error.pointer, sizeof(last_error.pointer), "%s", pointer);
 	else
 		last_error.pointer[0] = '\0';
+	allowd_error_utf8_repair(last_error.pointer);
 	return code;
 }
 
@@ -82,6 +151,7 @@ void allowd_error_prefix_pointer(const char *prefix)
 	char buf[ALLOWD_ERROR_PTR_MAX];
 	snprintf(buf, sizeof(buf), "%s%s", prefix, last_error.pointer);
 	memcpy(last_error.pointer, buf, sizeof(buf));
+	allowd_error_utf8_repair(last_error.pointer);
 }
 
 const allowd_error *allowd_error_last(void)

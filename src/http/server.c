@@ -1,9 +1,14 @@
 /*
- * server.c - libmicrohttpd glue.  Per request: collect the body within
- * --max-body, match the route, authenticate and authorise, call the
- * handler, render Cloudflare's envelope, and write one access-log line when
- * the response has been sent.  Per-request memory is released in one
- * place, request_completed().
+ * server.c - libmicrohttpd glue.  Per request: bound the request line,
+ * headers and framing, collect the body within --max-body and the request
+ * deadline, match the route, authenticate and authorise, call the handler,
+ * render Cloudflare's envelope, and write one access-log line when the
+ * response has been sent.  Per-request memory is released in one place,
+ * on_completed().  Around libmicrohttpd: an acceptor thread hands each
+ * connection to one of --threads single-threaded libmicrohttpd daemons
+ * (acceptor_main), and a watchdog thread enforces the request deadlines and
+ * drains connections that were answered before their body arrived
+ * (watchdog_main).
  */
 #include "allowd/server.h"
 #include "allowd/auth.h"
@@ -15,21 +20,71 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define API_PREFIX "/client/v4"
 
-struct allowd_server {
+/*
+ * libmicrohttpd's per-connection memory is this many times --max-header-bytes,
+ * so that a request line or header block somewhat past allowd's own limit
+ * still reaches on_request and gets an enveloped 414 or 431; only one past
+ * this gets libmicrohttpd's own (HTML) answer.
+ */
+#define POOL_FACTOR 2
+/* How often the watchdog looks at the deadlines. */
+#define WATCHDOG_TICK_MS 200
+/* Connections drained at once after an early answer; more are just closed. */
+#define MAX_LINGER 256
+
+/*
+ * One libmicrohttpd daemon per worker thread (see acceptor_main).  busy
+ * counts requests between their headers and their completion; conns the
+ * connections handed to it and not yet closed.
+ */
+typedef struct worker {
 	struct MHD_Daemon *daemon;
+	atomic_long busy;
+	atomic_long conns;
+} worker;
+
+/*
+ * One per TCP connection (libmicrohttpd's socket context), in the server's
+ * list from MHD_CONNECTION_NOTIFY_STARTED to _CLOSED; libmicrohttpd closes
+ * the socket only after _CLOSED, so fd is valid while the node is listed.
+ * deadline_us is when the request being received must be complete (0: none,
+ * a request is being handled or answered).  Guarded by allowd_server.conns_lock.
+ */
+typedef struct conn_node {
+	struct conn_node *prev, *next;
+	int fd;
+	int64_t deadline_us;
+	int shut;   /* the watchdog shut the socket down */
+	int linger; /* answered before the body was read: drain it after the close */
+	worker *w;  /* the daemon that serves it */
+	size_t url_len; /* raw request target of the current request */
+} conn_node;
+
+typedef struct linger_fd {
+	int fd;
+	int64_t until_us;
+	size_t budget; /* bytes still to discard */
+} linger_fd;
+
+struct allowd_server {
+	worker *workers;
+	int n_workers;
 	allowd_api *api;
 	int listen_fd;
 	size_t max_body;
@@ -41,6 +96,28 @@ struct allowd_server {
 	pthread_mutex_t lock; /* guards in_flight */
 	pthread_cond_t idle;
 	long in_flight;
+
+	size_t max_header;  /* --max-header-bytes: request line + headers */
+	int64_t request_us; /* whole-request deadline; 0 = none */
+	int64_t idle_us;    /* --connection-timeout */
+
+	pthread_mutex_t conns_lock; /* guards conns, lingering, n_linger, stopping */
+	conn_node *conns;
+	linger_fd lingering[MAX_LINGER];
+	int n_linger;
+	int stopping;
+	int wake[2]; /* pipe: wakes the watchdog for a new lingering socket or the stop */
+	pthread_t watchdog;
+	int watchdog_started;
+
+	/* the acceptor (see acceptor_main); n_open and accept_stop under conns_lock */
+	long max_conns;
+	long n_open; /* handed to libmicrohttpd and not yet closed */
+	int accept_stop;
+	pthread_cond_t slot; /* n_open fell below max_conns, or accept_stop */
+	int accept_wake[2];
+	pthread_t acceptor;
+	int acceptor_started;
 };
 
 typedef struct request {
@@ -53,6 +130,8 @@ typedef struct request {
 	int too_large;
 	size_t drained; /* bytes discarded after the body passed the limit */
 	int responded;
+	int close; /* answer with Connection: close */
+	conn_node *cn;
 	unsigned status;
 	char ratelimit[96];        /* Ratelimit header, "" when none */
 	char ratelimit_policy[96]; /* Ratelimit-Policy header */
@@ -90,6 +169,8 @@ static enum MHD_Result send_json(struct MHD_Connection *conn, request *rq, unsig
 	}
 	if (rq->retry_after[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, rq->retry_after);
+	if (rq->close)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	rq->status = status;
 	rq->responded = 1;
 	ret = MHD_queue_response(conn, status, resp);
@@ -264,6 +345,384 @@ static enum MHD_Result dispatch(allowd_server *s, struct MHD_Connection *conn, r
 	return ret;
 }
 
+/* ---- connections, deadlines and lingering closes --------------------- */
+
+static conn_node *node_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Sets when the request being received on cn must be complete (0: no bound). */
+static void set_deadline(allowd_server *s, conn_node *cn, int64_t deadline_us)
+{
+	if (!cn || !s->request_us)
+		return;
+	pthread_mutex_lock(&s->conns_lock);
+	cn->deadline_us = deadline_us;
+	pthread_mutex_unlock(&s->conns_lock);
+}
+
+/*
+ * Tracks each connection from accept to close.  A new connection's first
+ * request must be complete --connection-timeout after the accept; see
+ * on_completed() for the requests that follow on a kept-alive connection.
+ *
+ * At the close of a connection that was answered before its body was read
+ * (an early 413, a framing error), libmicrohttpd would close the socket with
+ * the unread body in the kernel's buffer, which makes the kernel send a
+ * reset: the client still sending gets a broken pipe and may lose the
+ * answer.  So a duplicate of the socket is kept (libmicrohttpd has already
+ * sent its FIN) and the watchdog discards what arrives until the client
+ * closes, the drain budget is spent or --connection-timeout passes.
+ */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	allowd_server *s = cls;
+	conn_node *cn = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *di =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+		if (!(cn = calloc(1, sizeof(*cn))))
+			return; /* not tracked: only the idle timeout applies */
+		cn->fd = ci ? ci->connect_fd : -1;
+		for (int i = 0; di && i < s->n_workers; i++)
+			if (s->workers[i].daemon == di->daemon)
+				cn->w = &s->workers[i];
+		cn->deadline_us = s->request_us ? allowd_monotonic_us() + s->request_us : 0;
+		pthread_mutex_lock(&s->conns_lock);
+		cn->next = s->conns;
+		if (s->conns)
+			s->conns->prev = cn;
+		s->conns = cn;
+		pthread_mutex_unlock(&s->conns_lock);
+		*socket_context = cn;
+		return;
+	}
+	pthread_mutex_lock(&s->conns_lock);
+	if (s->n_open-- == s->max_conns)
+		pthread_cond_signal(&s->slot);
+	if (!cn) {
+		pthread_mutex_unlock(&s->conns_lock);
+		return;
+	}
+	if (cn->w)
+		atomic_fetch_sub(&cn->w->conns, 1);
+	if (cn->prev)
+		cn->prev->next = cn->next;
+	else
+		s->conns = cn->next;
+	if (cn->next)
+		cn->next->prev = cn->prev;
+	if (cn->linger && !cn->shut && !s->stopping && cn->fd >= 0 && s->n_linger < MAX_LINGER) {
+		int fd = fcntl(cn->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd >= 0) {
+			shutdown(fd, SHUT_WR);
+			s->lingering[s->n_linger++] = (linger_fd){
+				.fd = fd,
+				.until_us = allowd_monotonic_us() + s->idle_us,
+				.budget = 4 * s->max_body + (1u << 20),
+			};
+			if (write(s->wake[1], "l", 1) < 0) {
+				/* the pipe is full: the watchdog is awake anyway */
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->conns_lock);
+	free(cn);
+	*socket_context = NULL;
+}
+
+/*
+ * Discards what a lingering socket has, at most 1 MiB a call (the caller holds
+ * conns_lock; poll() reports the rest at once); false once it is to be closed.
+ */
+static bool drain(linger_fd *l, int64_t now)
+{
+	char buf[16384];
+
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(l->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n > 0) {
+			if ((size_t)n >= l->budget)
+				return false;
+			l->budget -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return now < l->until_us;
+		return false; /* the client closed, or the socket failed */
+	}
+	return now < l->until_us;
+}
+
+/*
+ * The watchdog.  Every WATCHDOG_TICK_MS it shuts down the sockets of
+ * connections whose request is past its deadline (libmicrohttpd then reads
+ * the end of the stream and closes the connection on its own thread, so
+ * no libmicrohttpd state is touched here), and it drains lingering sockets
+ * as data arrives.  The socket of a listed node is valid: libmicrohttpd
+ * closes it only after MHD_CONNECTION_NOTIFY_CLOSED, which takes conns_lock.
+ */
+static void *watchdog_main(void *arg)
+{
+	allowd_server *s = arg;
+	struct pollfd pfd[MAX_LINGER + 1];
+
+	for (;;) {
+		int n, stopping;
+		int64_t now;
+
+		pthread_mutex_lock(&s->conns_lock);
+		stopping = s->stopping;
+		n = s->n_linger;
+		for (int i = 0; i < n; i++)
+			pfd[i + 1] = (struct pollfd){.fd = s->lingering[i].fd, .events = POLLIN};
+		pthread_mutex_unlock(&s->conns_lock);
+		if (stopping)
+			break;
+		pfd[0] = (struct pollfd){.fd = s->wake[0], .events = POLLIN};
+		if (poll(pfd, (nfds_t)n + 1, WATCHDOG_TICK_MS) > 0 && (pfd[0].revents & POLLIN)) {
+			char b[64];
+			if (read(s->wake[0], b, sizeof(b)) < 0) {
+				/* nothing to read after all */
+			}
+		}
+
+		now = allowd_monotonic_us();
+		pthread_mutex_lock(&s->conns_lock);
+		for (int i = 0; i < s->n_linger;) {
+			if (drain(&s->lingering[i], now)) {
+				i++;
+				continue;
+			}
+			close(s->lingering[i].fd);
+			s->lingering[i] = s->lingering[--s->n_linger];
+		}
+		for (conn_node *cn = s->conns; cn; cn = cn->next) {
+			if (cn->shut || !cn->deadline_us || now < cn->deadline_us || cn->fd < 0)
+				continue;
+			shutdown(cn->fd, SHUT_RDWR);
+			cn->shut = 1;
+		}
+		pthread_mutex_unlock(&s->conns_lock);
+	}
+	return NULL;
+}
+
+/*
+ * The acceptor.  allowd accepts connections itself and hands each to one of
+ * --threads single-threaded libmicrohttpd daemons (MHD_add_connection),
+ * instead of a libmicrohttpd thread pool whose threads accept from the
+ * shared listening socket up to their share of --max-connections.  That
+ * scheme took the listening socket out of a thread's epoll set when the
+ * thread reached its share, and under load such a thread was seen asleep in
+ * epoll_wait while its connections waited (docs/reliability.md, bug 10).
+ * Here no daemon ever reaches its limit (each may hold --max-connections),
+ * and the acceptor keeps the total at --max-connections: at the limit it
+ * stops accepting, so further clients wait in the kernel's listen backlog,
+ * as before, until a connection closes (on_connection signals `slot`).
+ *
+ * A new connection goes to the daemon with the fewest requests in progress,
+ * then the fewest connections: a thread busy with a slow request gets no
+ * new clients (with the pool's shared socket, an idle thread won the race
+ * to accept; libmicrohttpd's own MHD_add_connection into a pool picks the
+ * thread by descriptor number, which sent every new connection of a client
+ * that reconnects to the same busy thread).
+ */
+static worker *least_loaded(allowd_server *s)
+{
+	worker *best = &s->workers[0];
+	long best_busy = atomic_load(&best->busy), best_conns = atomic_load(&best->conns);
+
+	for (int i = 1; i < s->n_workers; i++) {
+		long b = atomic_load(&s->workers[i].busy), c = atomic_load(&s->workers[i].conns);
+		if (b < best_busy || (b == best_busy && c < best_conns)) {
+			best = &s->workers[i];
+			best_busy = b;
+			best_conns = c;
+		}
+	}
+	return best;
+}
+
+static void *acceptor_main(void *arg)
+{
+	allowd_server *s = arg;
+
+	for (;;) {
+		struct pollfd p[2] = {{.fd = s->listen_fd, .events = POLLIN},
+				      {.fd = s->accept_wake[0], .events = POLLIN}};
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd, stop;
+		worker *w;
+
+		pthread_mutex_lock(&s->conns_lock);
+		while (!s->accept_stop && s->n_open >= s->max_conns)
+			pthread_cond_wait(&s->slot, &s->conns_lock);
+		stop = s->accept_stop;
+		pthread_mutex_unlock(&s->conns_lock);
+		if (stop)
+			break;
+		if (poll(p, 2, -1) < 0 || (p[1].revents & POLLIN))
+			continue; /* EINTR, or woken to look at accept_stop */
+		fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				log_warn("accept: %s; retrying in 100 ms", strerror(errno));
+				poll(NULL, 0, 100); /* out of descriptors: the client waits */
+			}
+			continue;
+		}
+		pthread_mutex_lock(&s->conns_lock);
+		s->n_open++;
+		pthread_mutex_unlock(&s->conns_lock);
+		w = least_loaded(s);
+		atomic_fetch_add(&w->conns, 1); /* taken back at the close (on_connection) */
+		if (MHD_add_connection(w->daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES) {
+			/* libmicrohttpd closed it without the connection notifications */
+			atomic_fetch_sub(&w->conns, 1);
+			pthread_mutex_lock(&s->conns_lock);
+			s->n_open--;
+			pthread_mutex_unlock(&s->conns_lock);
+		}
+	}
+	return NULL;
+}
+
+static void stop_acceptor(allowd_server *s)
+{
+	pthread_mutex_lock(&s->conns_lock);
+	s->accept_stop = 1;
+	pthread_cond_broadcast(&s->slot);
+	pthread_mutex_unlock(&s->conns_lock);
+	if (s->acceptor_started) {
+		if (write(s->accept_wake[1], "s", 1) < 0) {
+			/* the pipe is full: the acceptor wakes anyway */
+		}
+		pthread_join(s->acceptor, NULL);
+		s->acceptor_started = 0;
+	}
+}
+
+/*
+ * Percent-decodes a request target in place (libmicrohttpd calls this for
+ * the path and for each query argument), except that "%00" stays as it is:
+ * a decoded NUL would end the C string, and ".../allow_policies/1%00x" would
+ * silently become ".../allow_policies/1".  Kept, "1%00x" fails the policy id's
+ * validation.  Invalid escapes ("%zz", a "%" at the end) are left alone, as
+ * libmicrohttpd's own decoder does.
+ */
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *str)
+{
+	char *r = str, *w = str;
+	(void)cls;
+	(void)conn;
+
+	while (*r) {
+		int hi, lo;
+		if (r[0] == '%' && (hi = hex_value(r[1])) >= 0 && (lo = hex_value(r[2])) >= 0 &&
+		    (hi | lo) != 0) {
+			*w++ = (char)(hi * 16 + lo);
+			r += 3;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - str);
+}
+
+/* Called with the raw request target once the request line is read. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	conn_node *cn = node_of(conn);
+	(void)cls;
+
+	if (cn)
+		cn->url_len = strlen(uri); /* only this connection's thread touches url_len */
+	return NULL;
+}
+
+struct framing {
+	int n_length, lengths_differ, n_coding;
+	const char *length, *coding;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+				     const char *value)
+{
+	struct framing *f = cls;
+	(void)kind;
+
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (f->n_length++ && strcmp(f->length, value ? value : "") != 0)
+			f->lengths_differ = 1;
+		f->length = value ? value : "";
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->n_coding++;
+		f->coding = value ? value : "";
+	}
+	return MHD_YES;
+}
+
+/*
+ * What libmicrohttpd lets through but HTTP does not (RFC 9112 sections 6.1
+ * and 6.3): Content-Length headers that disagree (libmicrohttpd frames by
+ * the first; a proxy in front may frame by another: request smuggling), a
+ * Transfer-Encoding other than "chunked" (the body's length cannot be
+ * determined), and Transfer-Encoding together with Content-Length.  Also
+ * allowd's own limits on the request target and the header block.  Sets
+ * the error and returns nonzero when the request is to be refused.
+ */
+static int check_request_head(allowd_server *s, struct MHD_Connection *conn, request *rq,
+			      int *has_body)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	struct framing f = {0};
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_framing, &f);
+	*has_body = f.n_coding || (f.n_length && strcmp(f.length, "0") != 0);
+	if (rq->cn && rq->cn->url_len > s->max_header)
+		return allowd_error_set(ALLOWD_EURITOOLONG, NULL,
+					"the request target is longer than %zu bytes",
+					s->max_header);
+	if (ci && ci->header_size > s->max_header)
+		return allowd_error_set(ALLOWD_EHEADERSTOOLARGE, NULL,
+					"the request line and headers are larger than %zu bytes",
+					s->max_header);
+	if (f.lengths_differ)
+		return allowd_error_set(ALLOWD_EINVALID, NULL,
+					"conflicting Content-Length headers");
+	if (f.n_coding && f.n_length)
+		return allowd_error_set(ALLOWD_EINVALID, NULL,
+					"Transfer-Encoding and Content-Length together");
+	if (f.n_coding > 1 || (f.n_coding && strcasecmp(f.coding, "chunked") != 0))
+		return allowd_error_set(ALLOWD_EINVALID, NULL,
+					"unsupported Transfer-Encoding (only chunked is accepted)");
+	return 0;
+}
+
 /* ---- libmicrohttpd callbacks ---------------------------------------- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -277,9 +736,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (!rq) {
 		const char *cl;
 		uint64_t n = atomic_fetch_add(&s->next_id, 1);
+		int has_body = 0;
 
 		if (!(rq = calloc(1, sizeof(*rq))))
 			return MHD_NO;
+		rq->cn = node_of(conn);
 		rq->start_us = allowd_monotonic_us();
 		snprintf(rq->id, sizeof(rq->id), "%08x%08llx", s->boot_id, (unsigned long long)n);
 		snprintf(rq->method, sizeof(rq->method), "%s", method);
@@ -301,7 +762,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		pthread_mutex_lock(&s->lock);
 		s->in_flight++;
 		pthread_mutex_unlock(&s->lock);
+		if (rq->cn && rq->cn->w)
+			atomic_fetch_add(&rq->cn->w->busy, 1);
+		if (check_request_head(s, conn, rq, &has_body)) {
+			/* answered before any body is read: close, and drain it (on_connection) */
+			rq->close = 1;
+			if (has_body && rq->cn) {
+				pthread_mutex_lock(&s->conns_lock);
+				rq->cn->linger = 1;
+				pthread_mutex_unlock(&s->conns_lock);
+			}
+			return send_error(conn, rq, NULL);
+		}
 		if (rq->too_large) {
+			rq->close = 1;
+			if (rq->cn) {
+				pthread_mutex_lock(&s->conns_lock);
+				rq->cn->linger = 1;
+				pthread_mutex_unlock(&s->conns_lock);
+			}
 			/* answer before the body is sent (no 100 Continue) */
 			allowd_error_set(ALLOWD_ETOOLARGE, NULL,
 					 "the request body is larger than %zu bytes", s->max_body);
@@ -346,6 +825,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 
+	/* the request is complete: handling and answering it are not bounded here */
+	set_deadline(s, rq->cn, 0);
 	if (rq->responded)
 		return MHD_YES;
 	if (rq->too_large) {
@@ -361,14 +842,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	allowd_server *s = cls;
 	request *rq = *con_cls;
-	(void)conn;
 
+	/*
+	 * The next request on a kept-alive connection: its first byte may come
+	 * at any time within the idle timeout, and it then has the whole
+	 * request timeout, so the bound is both from now.
+	 */
+	if (s->request_us)
+		set_deadline(s, node_of(conn), allowd_monotonic_us() + s->idle_us + s->request_us);
 	if (!rq)
 		return;
 	if (s->access_log)
 		log_info("req=%s %s %s status=%u us=%lld%s", rq->id, rq->method, rq->path, rq->status,
 			 (long long)(allowd_monotonic_us() - rq->start_us),
 			 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+	if (rq->cn && rq->cn->w)
+		atomic_fetch_sub(&rq->cn->w->busy, 1);
 	free(rq->body);
 	free(rq);
 	*con_cls = NULL;
@@ -439,6 +928,26 @@ static int bind_listen(const char *listen_spec, int *port_out)
 	return fd;
 }
 
+/* Stops the watchdog and closes the sockets it still drains. */
+static void stop_watchdog(allowd_server *s)
+{
+	pthread_mutex_lock(&s->conns_lock);
+	s->stopping = 1;
+	pthread_mutex_unlock(&s->conns_lock);
+	if (s->watchdog_started) {
+		if (write(s->wake[1], "s", 1) < 0) {
+			/* the pipe is full: the watchdog wakes anyway */
+		}
+		pthread_join(s->watchdog, NULL);
+	}
+	for (int i = 0; i < s->n_linger; i++)
+		close(s->lingering[i].fd);
+	s->n_linger = 0;
+	for (int i = 0; i < 2; i++)
+		if (s->wake[i] >= 0)
+			close(s->wake[i]);
+}
+
 int allowd_server_start(allowd_server **out, const allowd_config *cfg, allowd_api *api,
 			int *port_out)
 {
@@ -457,36 +966,84 @@ int allowd_server_start(allowd_server **out, const allowd_config *cfg, allowd_ap
 	s->access_log = (int)cfg->access_log;
 	s->rate_window_s = cfg->rate_limit_window;
 	s->boot_id = randombytes_random();
+	s->max_header = (size_t)cfg->max_header_bytes;
+	s->idle_us = cfg->connection_timeout * 1000000;
+	s->request_us = s->idle_us;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle, NULL);
-
-	s->daemon = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC, 0, NULL, NULL,
-		on_request, s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
-		(unsigned int)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned int)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)cfg->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-		MHD_OPTION_END);
-	if (!s->daemon) {
-		close(fd);
-		pthread_mutex_destroy(&s->lock);
-		pthread_cond_destroy(&s->idle);
-		free(s);
-		return allowd_error_set(ALLOWD_ERR, NULL, "libmicrohttpd failed to start");
+	pthread_mutex_init(&s->conns_lock, NULL);
+	pthread_cond_init(&s->slot, NULL);
+	s->wake[0] = s->wake[1] = -1;
+	s->accept_wake[0] = s->accept_wake[1] = -1;
+	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
+	    pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
+		allowd_error_set(ALLOWD_ERR, NULL, "cannot start the connection watchdog: %s",
+				 strerror(errno));
+		goto fail;
 	}
+	s->watchdog_started = 1;
+	s->max_conns = (long)cfg->max_connections;
+	if (pipe2(s->accept_wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+		allowd_error_set(ALLOWD_ERR, NULL, "cannot set up the acceptor: %s",
+				 strerror(errno));
+		goto fail;
+	}
+
+	/* one daemon per thread, each allowed the whole limit (acceptor_main) */
+	if (!(s->workers = calloc((size_t)cfg->threads, sizeof(*s->workers)))) {
+		allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		goto fail;
+	}
+	for (; s->n_workers < (int)cfg->threads; s->n_workers++) {
+		worker *w = &s->workers[s->n_workers];
+		w->daemon = MHD_start_daemon(
+			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+				MHD_USE_NO_LISTEN_SOCKET,
+			0, NULL, NULL, on_request, s, MHD_OPTION_CONNECTION_LIMIT,
+			(unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+			(unsigned int)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+			(size_t)cfg->max_header_bytes * POOL_FACTOR, MHD_OPTION_NOTIFY_COMPLETED,
+			on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+			MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_UNESCAPE_CALLBACK,
+			unescape, s, MHD_OPTION_END);
+		if (!w->daemon) {
+			allowd_error_set(ALLOWD_ERR, NULL, "libmicrohttpd failed to start");
+			goto fail;
+		}
+	}
+	if (pthread_create(&s->acceptor, NULL, acceptor_main, s) != 0) {
+		allowd_error_set(ALLOWD_ERR, NULL, "cannot start the acceptor");
+		goto fail;
+	}
+	s->acceptor_started = 1;
 	*out = s;
 	return 0;
+
+fail:
+	for (int i = 0; s->workers && i < s->n_workers; i++)
+		MHD_stop_daemon(s->workers[i].daemon);
+	free(s->workers);
+	close(fd);
+	stop_watchdog(s);
+	for (int i = 0; i < 2; i++)
+		if (s->accept_wake[i] >= 0)
+			close(s->accept_wake[i]);
+	pthread_cond_destroy(&s->slot);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->conns_lock);
+	free(s);
+	return ALLOWD_ERR;
 }
 
 void allowd_server_stop(allowd_server *s, int grace_ms)
 {
 	struct timespec deadline;
-	int fd;
 
 	if (!s)
 		return;
-	fd = MHD_quiesce_daemon(s->daemon);
+	stop_acceptor(s); /* new clients wait in the backlog until the socket closes */
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += grace_ms / 1000;
 	deadline.tv_nsec += (long)(grace_ms % 1000) * 1000000L;
@@ -499,10 +1056,19 @@ void allowd_server_stop(allowd_server *s, int grace_ms)
 		if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&s->lock);
-	MHD_stop_daemon(s->daemon);
-	if (fd >= 0)
-		close(fd);
+	pthread_mutex_lock(&s->conns_lock);
+	s->stopping = 1; /* no lingering for the connections closed by the stop */
+	pthread_mutex_unlock(&s->conns_lock);
+	for (int i = 0; i < s->n_workers; i++)
+		MHD_stop_daemon(s->workers[i].daemon);
+	free(s->workers);
+	close(s->listen_fd);
+	stop_watchdog(s);
+	for (int i = 0; i < 2; i++)
+		close(s->accept_wake[i]);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->conns_lock);
+	pthread_cond_destroy(&s->slot);
 	free(s);
 }

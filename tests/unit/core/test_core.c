@@ -104,6 +104,78 @@ static void error_slot_keeps_pointer_and_prefix(void **state)
 	assert_int_equal(allowd_error_last()->code, 0);
 }
 
+/* "%.40s" of a key ending in "é" keeps only the é's first byte. */
+static void error_message_cut_mid_character_keeps_the_text_before_it(void **state)
+{
+	const char *key = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"; /* 39 + 2 bytes */
+	(void)state;
+	allowd_error_set(ALLOWD_EINVALID, "/x", "unknown field '%.40s'", key);
+	assert_string_equal(allowd_error_last()->message,
+			    "unknown field 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'");
+	allowd_error_set(ALLOWD_EINVALID, "/x", "unknown field '%.41s'", key);
+	assert_string_equal(allowd_error_last()->message,
+			    "unknown field 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9'");
+}
+
+static void error_pointer_cut_mid_character_is_kept(void **state)
+{
+	char ptr[64];
+	(void)state;
+	snprintf(ptr, sizeof(ptr), "/%.4s", "ab\xe2\x82\xac"); /* cuts the euro sign */
+	allowd_error_set(ALLOWD_EINVALID, ptr, "bad");
+	assert_string_equal(allowd_error_last()->pointer, "/ab");
+	/* a four-byte character cut after each of its bytes */
+	for (int cut = 1; cut < 4; cut++) {
+		snprintf(ptr, sizeof(ptr), "/k%.*s", cut, "\xf0\x9f\x98\x80");
+		allowd_error_set(ALLOWD_EINVALID, ptr, "bad");
+		assert_string_equal(allowd_error_last()->pointer, "/k");
+	}
+	/* the prefix keeps a repaired pointer */
+	allowd_error_prefix_pointer("/posts/1");
+	assert_string_equal(allowd_error_last()->pointer, "/posts/1/k");
+}
+
+static void error_invalid_bytes_inside_a_message_become_question_marks(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"a\x80" "b", "a?b"},               /* stray continuation */
+		{"a\xc0\xaf" "b", "a??b"},          /* overlong '/' */
+		{"a\xe0\x80\xaf" "b", "a???b"},     /* overlong, three bytes */
+		{"a\xed\xa0\x80" "b", "a???b"},     /* UTF-16 surrogate */
+		{"a\xf4\x90\x80\x80" "b", "a????b"}, /* past U+10FFFF */
+		{"a\xe2\x82" "b", "ab"},            /* a character cut short */
+		{"a\xff\xfe" "b", "a??b"},
+		{"a\xc3(b", "a(b"},               /* a lead byte without its continuation */
+		{"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"},
+		{"", ""},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		allowd_error_set(ALLOWD_EINVALID, cases[i].in, "%s", cases[i].in);
+		assert_string_equal(allowd_error_last()->message, cases[i].out);
+		assert_string_equal(allowd_error_last()->pointer, cases[i].out);
+	}
+}
+
+/* A message longer than the slot is cut by the slot: still valid UTF-8. */
+static void error_message_cut_by_the_slot_size_stays_valid(void **state)
+{
+	char big[ALLOWD_ERROR_MSG_MAX + 8];
+	const allowd_error *e;
+	(void)state;
+	for (size_t i = 0; i + 2 < sizeof(big); i += 2) {
+		big[i] = '\xc3';
+		big[i + 1] = '\xa9';
+	}
+	big[sizeof(big) - 1] = '\0';
+	allowd_error_set(ALLOWD_EINVALID, NULL, "%s", big);
+	e = allowd_error_last();
+	assert_int_equal(strlen(e->message), ALLOWD_ERROR_MSG_MAX - 2);
+	assert_int_equal((unsigned char)e->message[strlen(e->message) - 1], 0xa9);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -113,6 +185,10 @@ int main(void)
 		cmocka_unit_test(config_rejects_bad_values),
 		cmocka_unit_test(error_table_maps_codes),
 		cmocka_unit_test(error_slot_keeps_pointer_and_prefix),
+		cmocka_unit_test(error_message_cut_mid_character_keeps_the_text_before_it),
+		cmocka_unit_test(error_pointer_cut_mid_character_is_kept),
+		cmocka_unit_test(error_invalid_bytes_inside_a_message_become_question_marks),
+		cmocka_unit_test(error_message_cut_by_the_slot_size_stays_valid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
