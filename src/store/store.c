@@ -1,18 +1,72 @@
 /*
  * store.c - the public store API: picks a backend and dispatches to its
- * function table; also the helpers that release what the store returns.
+ * function table; also the helpers that release what the store returns,
+ * the encoded-policy cache in front of policy reads (store/cache.h), and
+ * the cross-process credentials generation.
+ *
+ * Every write function invalidates what it may have changed after the
+ * backend returns (the write is durable then) and before its caller sees
+ * the result, whatever the outcome: see store/cache.h for why that keeps
+ * reads that start after an acknowledged write current.
  */
 #include "allowd/store.h"
 #include "allowd/error.h"
+#include "allowd/log.h"
+#include "store/cache.h"
 #include "store/store_backend.h"
 
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define DEFAULT_CACHE_BYTES ((size_t)64 << 20)
 
 struct allowd_store {
 	const allowd_store_backend *be;
 	void *impl;
+	policy_cache *cache;
+	void *credmap;             /* mapped "<path>-credgen", NULL when unavailable */
+	_Atomic uint64_t *credgen; /* the counter in it */
 };
+
+/* Maps the shared credentials-generation counter next to the database. */
+static void *map_credgen(const char *db_path)
+{
+	char path[4096];
+	void *m;
+	int fd, n = snprintf(path, sizeof(path), "%s-credgen", db_path);
+
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return NULL;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return NULL;
+	if (lseek(fd, 0, SEEK_END) < (off_t)sizeof(uint64_t) &&
+	    ftruncate(fd, (off_t)sizeof(uint64_t)) != 0) {
+		close(fd);
+		return NULL;
+	}
+	m = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return m == MAP_FAILED ? NULL : m;
+}
+
+static void credentials_changed(allowd_store *s)
+{
+	if (s->credgen)
+		atomic_fetch_add(s->credgen, 1);
+}
+
+int allowd_store_credentials_generation(allowd_store *s, uint64_t *out)
+{
+	if (!s->credgen)
+		return ALLOWD_EUNAVAILABLE;
+	*out = atomic_load(s->credgen);
+	return 0;
+}
 
 int allowd_store_open(allowd_store **out, const allowd_store_options *opts)
 {
@@ -22,10 +76,21 @@ int allowd_store_open(allowd_store **out, const allowd_store_options *opts)
 	if (!s)
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	s->be = &allowd_store_sqlite;
-	if ((rc = s->be->open(&s->impl, opts))) {
+	if ((rc = policy_cache_new(&s->cache, opts->cache_bytes ? opts->cache_bytes
+								 : DEFAULT_CACHE_BYTES))) {
 		free(s);
 		return rc;
 	}
+	if ((rc = s->be->open(&s->impl, opts))) {
+		policy_cache_free(s->cache);
+		free(s);
+		return rc;
+	}
+	if ((s->credmap = map_credgen(opts->path)))
+		s->credgen = s->credmap;
+	else
+		log_warn("store: cannot map %s-credgen: credential lookups will not be cached",
+			 opts->path);
 	*out = s;
 	return 0;
 }
@@ -35,6 +100,9 @@ void allowd_store_free(allowd_store *s)
 	if (!s)
 		return;
 	s->be->close(s->impl);
+	policy_cache_free(s->cache);
+	if (s->credmap)
+		munmap(s->credmap, sizeof(uint64_t));
 	free(s);
 }
 
@@ -116,6 +184,7 @@ void allowd_user_clear(allowd_user *u)
 	memset(u, 0, sizeof(*u));
 }
 
+/* A create needs no invalidation: a new id was never found, so never cached. */
 int allowd_store_policy_create(allowd_store *s, const char *account_id, allowd_policy *p)
 {
 	return s->be->policy_create(s->impl, account_id, p);
@@ -127,15 +196,102 @@ int allowd_store_policy_get(allowd_store *s, allowd_policy **out, const char *ac
 	return s->be->policy_get(s->impl, out, account_id, id);
 }
 
+int allowd_store_policy_get_encoded(allowd_store *s, char **out, size_t *len,
+				    const char *account_id, int64_t id,
+				    allowd_policy_encoder encode)
+{
+	allowd_policy *p = NULL;
+	uint64_t ticket;
+	char *bytes;
+	int rc;
+
+	if ((rc = policy_cache_get(s->cache, out, len, account_id, id)) == 1)
+		return 0;
+	if (rc)
+		return rc;
+	ticket = policy_cache_ticket(s->cache); /* before the read */
+	if ((rc = s->be->policy_get(s->impl, &p, account_id, id)))
+		return rc;
+	if ((bytes = encode(p, len)))
+		policy_cache_put(s->cache, ticket, account_id, id, p->modified_at, bytes, *len);
+	allowd_policy_free(p);
+	if (!bytes)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	*out = bytes;
+	return 0;
+}
+
+struct encoded_list {
+	allowd_store *s;
+	const char *account_id;
+	allowd_policy_encoder encode;
+	uint64_t ticket;
+	char *buf;
+	size_t len, cap;
+	int64_t count;
+};
+
+static int encode_row(void *ctx, const allowd_list_row *row)
+{
+	struct encoded_list *el = ctx;
+	allowd_policy *p = NULL;
+	char *bytes;
+	size_t n;
+	int rc;
+
+	if ((rc = cache_buf_append(&el->buf, &el->len, &el->cap, el->count ? "," : "[", 1)))
+		return rc;
+	el->count++;
+	rc = policy_cache_append(el->s->cache, &el->buf, &el->len, &el->cap, el->account_id,
+				 row->id, row->version);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if ((rc = row->load(row, &p)))
+		return rc;
+	if (!(bytes = el->encode(p, &n))) {
+		allowd_policy_free(p);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	policy_cache_put(el->s->cache, el->ticket, el->account_id, row->id, row->version, bytes, n);
+	rc = cache_buf_append(&el->buf, &el->len, &el->cap, bytes, n);
+	free(bytes);
+	allowd_policy_free(p);
+	return rc;
+}
+
+int allowd_store_policy_list_encoded(allowd_store *s, char **out, size_t *len, int64_t *count,
+				     int64_t *total_count, const char *account_id,
+				     const allowd_list_query *q, allowd_policy_encoder encode)
+{
+	struct encoded_list el = {s, account_id, encode, 0, NULL, 0, 0, 0};
+	int rc;
+
+	el.ticket = policy_cache_ticket(s->cache); /* before the list's read transaction */
+	if ((rc = s->be->policy_list_rows(s->impl, total_count, account_id, q, encode_row, &el)) ||
+	    (rc = cache_buf_append(&el.buf, &el.len, &el.cap, el.count ? "]" : "[]",
+				   el.count ? 1 : 2))) {
+		free(el.buf);
+		return rc;
+	}
+	*out = el.buf;
+	*len = el.len;
+	*count = el.count;
+	return 0;
+}
+
 int allowd_store_policy_update(allowd_store *s, allowd_policy **out, const char *account_id,
 			       const allowd_policy_patch *patch)
 {
-	return s->be->policy_update(s->impl, out, account_id, patch);
+	int rc = s->be->policy_update(s->impl, out, account_id, patch);
+	policy_cache_invalidate(s->cache, account_id, patch->id);
+	return rc;
 }
 
 int allowd_store_policy_delete(allowd_store *s, const char *account_id, int64_t id)
 {
-	return s->be->policy_delete(s->impl, account_id, id);
+	int rc = s->be->policy_delete(s->impl, account_id, id);
+	policy_cache_invalidate(s->cache, account_id, id);
+	return rc;
 }
 
 int allowd_store_policy_list(allowd_store *s, allowd_policy_list *out, const char *account_id,
@@ -147,12 +303,22 @@ int allowd_store_policy_list(allowd_store *s, allowd_policy_list *out, const cha
 int allowd_store_batch(allowd_store *s, allowd_batch_result *out, const char *account_id,
 		       const allowd_batch *b)
 {
-	return s->be->batch(s->impl, out, account_id, b);
+	int rc = s->be->batch(s->impl, out, account_id, b);
+
+	for (size_t i = 0; i < b->n_deletes; i++)
+		policy_cache_invalidate(s->cache, account_id, b->deletes[i]);
+	for (size_t i = 0; i < b->n_patches; i++)
+		policy_cache_invalidate(s->cache, account_id, b->patches[i].id);
+	for (size_t i = 0; i < b->n_puts; i++)
+		policy_cache_invalidate(s->cache, account_id, b->puts[i].id);
+	return rc;
 }
 
 int allowd_store_account_create(allowd_store *s, const char *id, const char *name)
 {
-	return s->be->account_create(s->impl, id, name);
+	int rc = s->be->account_create(s->impl, id, name);
+	credentials_changed(s);
+	return rc;
 }
 
 int allowd_store_account_exists(allowd_store *s, const char *id)
@@ -168,7 +334,9 @@ int allowd_store_account_count(allowd_store *s, int64_t *out)
 int allowd_store_token_create(allowd_store *s, const allowd_token *t,
 			      const unsigned char hash[ALLOWD_HASH_LEN])
 {
-	return s->be->token_create(s->impl, t, hash);
+	int rc = s->be->token_create(s->impl, t, hash);
+	credentials_changed(s);
+	return rc;
 }
 
 int allowd_store_token_find(allowd_store *s, allowd_token *out,
@@ -180,7 +348,9 @@ int allowd_store_token_find(allowd_store *s, allowd_token *out,
 int allowd_store_user_create(allowd_store *s, const char *email,
 			     const unsigned char key_hash[ALLOWD_HASH_LEN])
 {
-	return s->be->user_create(s->impl, email, key_hash);
+	int rc = s->be->user_create(s->impl, email, key_hash);
+	credentials_changed(s);
+	return rc;
 }
 
 int allowd_store_user_find(allowd_store *s, allowd_user *out, const char *email)
@@ -191,7 +361,9 @@ int allowd_store_user_find(allowd_store *s, allowd_user *out, const char *email)
 int allowd_store_membership_set(allowd_store *s, const char *email, const char *account_id,
 				allowd_perm role)
 {
-	return s->be->membership_set(s->impl, email, account_id, role);
+	int rc = s->be->membership_set(s->impl, email, account_id, role);
+	credentials_changed(s);
+	return rc;
 }
 
 int allowd_store_account_list(allowd_store *s, allowd_account **out, size_t *n)
@@ -201,7 +373,10 @@ int allowd_store_account_list(allowd_store *s, allowd_account **out, size_t *n)
 
 int allowd_store_account_delete(allowd_store *s, const char *id)
 {
-	return s->be->account_delete(s->impl, id);
+	int rc = s->be->account_delete(s->impl, id);
+	policy_cache_invalidate_all(s->cache);
+	credentials_changed(s);
+	return rc;
 }
 
 int allowd_store_token_list(allowd_store *s, allowd_token **out, size_t *n)
@@ -211,12 +386,16 @@ int allowd_store_token_list(allowd_store *s, allowd_token **out, size_t *n)
 
 int allowd_store_token_set_active(allowd_store *s, const char *id, bool active)
 {
-	return s->be->token_set_active(s->impl, id, active);
+	int rc = s->be->token_set_active(s->impl, id, active);
+	credentials_changed(s);
+	return rc;
 }
 
 int allowd_store_token_delete(allowd_store *s, const char *id)
 {
-	return s->be->token_delete(s->impl, id);
+	int rc = s->be->token_delete(s->impl, id);
+	credentials_changed(s);
+	return rc;
 }
 
 void allowd_store_token_touch(allowd_store *s, const char *id, int64_t when)
@@ -227,12 +406,16 @@ void allowd_store_token_touch(allowd_store *s, const char *id, int64_t when)
 int allowd_store_user_set_key(allowd_store *s, const char *email,
 			      const unsigned char key_hash[ALLOWD_HASH_LEN])
 {
-	return s->be->user_set_key(s->impl, email, key_hash);
+	int rc = s->be->user_set_key(s->impl, email, key_hash);
+	credentials_changed(s);
+	return rc;
 }
 
 int allowd_store_user_delete(allowd_store *s, const char *email)
 {
-	return s->be->user_delete(s->impl, email);
+	int rc = s->be->user_delete(s->impl, email);
+	credentials_changed(s);
+	return rc;
 }
 
 int allowd_store_user_list(allowd_store *s, allowd_user **out, size_t *n)

@@ -1107,20 +1107,9 @@ static int count_from_counts(conn *c, int64_t *out, const char *account_id,
 	return rc;
 }
 
-static int list_append(allowd_policy_list *out, size_t *cap, sqlite3_stmt *st)
+static int load_row(const allowd_list_row *row, allowd_policy **out)
 {
-	if (out->count == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 16;
-		allowd_policy **items = realloc(out->items, ncap * sizeof(*items));
-		if (!items)
-			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
-		out->items = items;
-		*cap = ncap;
-	}
-	if (row_to_policy(&out->items[out->count], st))
-		return ALLOWD_ERR;
-	out->count++;
-	return 0;
+	return row_to_policy(out, row->impl_row);
 }
 
 /*
@@ -1133,20 +1122,21 @@ static int list_append(allowd_policy_list *out, size_t *cap, sqlite3_stmt *st)
  *    every policy of the account once, in order, counting the matches and
  *    keeping those of the page: one pass, O(policies in the account).
  */
-static int sq_policy_list(void *impl, allowd_policy_list *out, const char *account_id,
-			  const allowd_list_query *q)
+static int sq_policy_list_rows(void *impl, int64_t *total_count, const char *account_id,
+			       const allowd_list_query *q,
+			       int (*fn)(void *ctx, const allowd_list_row *row), void *ctx)
 {
 	unsigned bits = filter_bits(q);
 	size_t shape = ((size_t)bits * 3 + (size_t)q->order) * 2 + (q->descending ? 1 : 0);
 	int64_t offset = (q->page - 1) * q->per_page, seen = 0;
 	sqlite3_stmt *st = NULL, *begin, *commit;
+	allowd_list_row row = {.load = load_row};
 	char *like = NULL;
-	size_t cap = 0;
 	int in_tx = 0;
 	conn *c;
 	int rc, i, step;
 
-	memset(out, 0, sizeof(*out));
+	*total_count = 0;
 	if ((rc = reader(&c, impl)))
 		return rc;
 	if (q->search && !(like = like_pattern(q->search)))
@@ -1165,7 +1155,7 @@ static int sq_policy_list(void *impl, allowd_policy_list *out, const char *accou
 	in_tx = 1;
 
 	if (!(bits & (SHAPE_PATTERN | SHAPE_SEARCH))) {
-		if ((rc = count_from_counts(c, &out->total_count, account_id, q)))
+		if ((rc = count_from_counts(c, total_count, account_id, q)))
 			goto out;
 	} else if (!(bits & SHAPE_SEARCH)) {
 		if (!(st = shape_stmt(c, &c->count_stmts, SHAPE_FILTERS, bits, count_sql, q))) {
@@ -1177,7 +1167,7 @@ static int sq_policy_list(void *impl, allowd_policy_list *out, const char *accou
 			rc = db_error(c->db, "count");
 			goto out;
 		}
-		out->total_count = sqlite3_column_int64(st, 0);
+		*total_count = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
 	}
 
@@ -1193,13 +1183,16 @@ static int sq_policy_list(void *impl, allowd_policy_list *out, const char *accou
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (q->search && (seen++ < offset || seen > offset + q->per_page))
 			continue;
-		if ((rc = list_append(out, &cap, st)))
+		row.id = sqlite3_column_int64(st, 0);
+		row.version = sqlite3_column_int64(st, 11);
+		row.impl_row = st;
+		if ((rc = fn(ctx, &row)))
 			goto out;
 	}
 	if (step != SQLITE_DONE)
 		rc = db_error(c->db, "list");
 	if (q->search)
-		out->total_count = seen;
+		*total_count = seen;
 out:
 	if (st)
 		sqlite3_reset(st);
@@ -1208,7 +1201,41 @@ out:
 		sqlite3_step(commit);
 		sqlite3_reset(commit);
 	}
-	if (rc)
+	return rc;
+}
+
+struct list_collect {
+	allowd_policy_list *out;
+	size_t cap;
+};
+
+static int collect_row(void *ctx, const allowd_list_row *row)
+{
+	struct list_collect *lc = ctx;
+	allowd_policy_list *out = lc->out;
+
+	if (out->count == lc->cap) {
+		size_t ncap = lc->cap ? lc->cap * 2 : 16;
+		allowd_policy **items = realloc(out->items, ncap * sizeof(*items));
+		if (!items)
+			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		out->items = items;
+		lc->cap = ncap;
+	}
+	if (row->load(row, &out->items[out->count]))
+		return ALLOWD_ERR;
+	out->count++;
+	return 0;
+}
+
+static int sq_policy_list(void *impl, allowd_policy_list *out, const char *account_id,
+			  const allowd_list_query *q)
+{
+	struct list_collect lc = {out, 0};
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = sq_policy_list_rows(impl, &out->total_count, account_id, q, collect_row, &lc)))
 		allowd_policy_list_clear(out);
 	return rc;
 }
@@ -1845,6 +1872,7 @@ const allowd_store_backend allowd_store_sqlite = {
 	.policy_update = sq_policy_update,
 	.policy_delete = sq_policy_delete,
 	.policy_list = sq_policy_list,
+	.policy_list_rows = sq_policy_list_rows,
 	.batch = sq_batch,
 	.account_create = sq_account_create,
 	.account_exists = sq_account_exists,
