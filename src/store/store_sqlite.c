@@ -31,7 +31,8 @@
 	"((" p "is_trusted_sender != 0) | ((" p "is_acceptable_sender != 0) << 1) | ((" p           \
 	"is_exempt_recipient != 0) << 2) | ((" p "verify_sender != 0) << 3))"
 
-#define FILTER_COLS "is_trusted_sender, is_acceptable_sender, is_exempt_recipient, verify_sender"
+#define FILTER_COLS                                                                                \
+	"is_trusted_sender, is_acceptable_sender, is_exempt_recipient, verify_sender, modified_at"
 
 /*
  * migrations[i] brings the schema from version i to i + 1 (PRAGMA
@@ -135,10 +136,11 @@ static const char *const migrations[] = {
 	"  ON CONFLICT (account_id, pattern_type, flags) DO UPDATE SET n = n + 1;"
 	"END;"
 	/*
-	 * The list indexes end with the filter columns, so a filtered page (and
-	 * the rows its OFFSET skips) is decided from the index entries without
-	 * a lookup in the table for each candidate.  policies_by_id replaces
-	 * policies_by_account (same prefix, plus the filters).
+	 * The list indexes end with the filter columns and modified_at, so a
+	 * filtered page (and the rows its OFFSET skips) is decided from the
+	 * index entries alone, and the page's ids and versions come from them
+	 * too: the table is read only for rows whose encoding is not cached.
+	 * policies_by_id replaces policies_by_account (same prefix).
 	 */
 	"DROP INDEX policies_by_account;"
 	"DROP INDEX policies_by_pattern;"
@@ -1057,16 +1059,17 @@ static void count_sql(sqlite3_str *sql, const allowd_list_query *q)
 }
 
 /*
- * The page query.  Without `search` it is LIMIT/OFFSET over an index in
- * the requested order; with `search` it has no LIMIT: the caller walks
- * every match once, counting them and keeping the page's rows.
+ * The page query: the ids and versions of the page's rows, which the list
+ * indexes cover.  Without `search` it is LIMIT/OFFSET over an index in the
+ * requested order; with `search` it has no LIMIT: the caller walks every
+ * match once, counting them and keeping the page's rows.
  */
 static void page_sql(sqlite3_str *sql, const allowd_list_query *q)
 {
 	static const char *const order_col[] = {"id", "pattern", "created_at"};
 	const char *dir = q->descending ? "DESC" : "ASC";
 
-	sqlite3_str_appendall(sql, "SELECT " POLICY_COLUMNS " FROM policies");
+	sqlite3_str_appendall(sql, "SELECT id, modified_at FROM policies");
 	/* an exact pattern matches a handful of rows: find them, then sort them */
 	if (q->pattern)
 		sqlite3_str_appendall(sql, " INDEXED BY policies_by_pattern");
@@ -1107,9 +1110,16 @@ static int count_from_counts(conn *c, int64_t *out, const char *account_id,
 	return rc;
 }
 
+struct list_row_src {
+	conn *c;
+	const char *account_id;
+};
+
+/* Reads a page's row in the list's read transaction (so: the same snapshot). */
 static int load_row(const allowd_list_row *row, allowd_policy **out)
 {
-	return row_to_policy(out, row->impl_row);
+	const struct list_row_src *src = row->impl_row;
+	return get_policy(src->c, out, src->account_id, row->id);
 }
 
 /*
@@ -1131,6 +1141,7 @@ static int sq_policy_list_rows(void *impl, int64_t *total_count, const char *acc
 	int64_t offset = (q->page - 1) * q->per_page, seen = 0;
 	sqlite3_stmt *st = NULL, *begin, *commit;
 	allowd_list_row row = {.load = load_row};
+	struct list_row_src src;
 	char *like = NULL;
 	int in_tx = 0;
 	conn *c;
@@ -1141,6 +1152,8 @@ static int sq_policy_list_rows(void *impl, int64_t *total_count, const char *acc
 		return rc;
 	if (q->search && !(like = like_pattern(q->search)))
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	src = (struct list_row_src){c, account_id};
+	row.impl_row = &src;
 
 	if (!(begin = stmt(c, ST_BEGIN))) {
 		rc = ALLOWD_ERR;
@@ -1184,8 +1197,7 @@ static int sq_policy_list_rows(void *impl, int64_t *total_count, const char *acc
 		if (q->search && (seen++ < offset || seen > offset + q->per_page))
 			continue;
 		row.id = sqlite3_column_int64(st, 0);
-		row.version = sqlite3_column_int64(st, 11);
-		row.impl_row = st;
+		row.version = sqlite3_column_int64(st, 1);
 		if ((rc = fn(ctx, &row)))
 			goto out;
 	}
