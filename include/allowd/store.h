@@ -114,7 +114,10 @@ int allowd_store_policy_list(allowd_store *s, allowd_policy_list *out, const cha
  * item comes from the cache of allowd_store_policy_get_encoded() when the
  * cached bytes are of the very version (modified_at) the list's read
  * transaction sees, and is encoded (and cached) otherwise; so the page is
- * one consistent snapshot, like allowd_store_policy_list().
+ * one consistent snapshot, like allowd_store_policy_list().  Whole pages
+ * are also kept (256 slots, pages up to 256 KiB) until the next policy
+ * write of this store, creates included: a repeated query between writes
+ * costs a copy.
  */
 int allowd_store_policy_list_encoded(allowd_store *s, char **out, size_t *len, int64_t *count,
 				     int64_t *total_count, const char *account_id,

@@ -16,6 +16,7 @@
 #include "store/store_backend.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +26,32 @@
 
 #define DEFAULT_CACHE_BYTES ((size_t)64 << 20)
 
+/*
+ * The page cache: recent list pages in encoded form, keyed by account and
+ * every query parameter, direct-mapped.  A page is valid while the store's
+ * list generation -- advanced after every policy write of any account,
+ * creates included, before the write returns -- is the one read before the
+ * page's read transaction began; so a list that starts after a write is
+ * acknowledged never gets a page from before it.
+ */
+#define PAGE_SLOTS 256
+#define PAGE_MAX_BYTES ((size_t)256 << 10) /* larger pages are not kept */
+
+typedef struct page_slot {
+	pthread_mutex_t lock;
+	char *key;   /* NULL when empty */
+	uint64_t gen;
+	char *items; /* "[...]" */
+	size_t len;
+	int64_t count, total_count;
+} page_slot;
+
 struct allowd_store {
 	const allowd_store_backend *be;
 	void *impl;
 	policy_cache *cache;
+	_Atomic uint64_t list_gen;
+	page_slot *pages; /* [PAGE_SLOTS] */
 	void *credmap;             /* mapped "<path>-credgen", NULL when unavailable */
 	_Atomic uint64_t *credgen; /* the counter in it */
 };
@@ -60,6 +83,48 @@ static void credentials_changed(allowd_store *s)
 		atomic_fetch_add(s->credgen, 1);
 }
 
+static void pages_free(allowd_store *s)
+{
+	for (int i = 0; s->pages && i < PAGE_SLOTS; i++) {
+		free(s->pages[i].key);
+		free(s->pages[i].items);
+		pthread_mutex_destroy(&s->pages[i].lock);
+	}
+	free(s->pages);
+}
+
+/* Called after every policy write (whatever its outcome), before it returns. */
+static void policies_changed(allowd_store *s)
+{
+	atomic_fetch_add(&s->list_gen, 1);
+}
+
+/* Every parameter of a list query, as one string (malloc'ed; NULL on OOM). */
+static char *page_key(const char *account_id, const allowd_list_query *q)
+{
+	const char *pattern = q->pattern ? q->pattern : "", *search = q->search ? q->search : "";
+	size_t n = strlen(account_id) + strlen(pattern) + strlen(search) + 160;
+	char *key = malloc(n);
+
+	if (key && snprintf(key, n, "%s|%lld|%lld|%d|%d|%d|%d|%d|%d|%d|%d:%zu:%s|%d:%s", account_id,
+			    (long long)q->page, (long long)q->per_page, q->pattern_type,
+			    q->is_trusted_sender, q->is_acceptable_sender, q->is_exempt_recipient,
+			    q->verify_sender, (int)q->order, (int)q->descending, q->pattern != NULL,
+			    strlen(pattern), pattern, q->search != NULL, search) < 0) {
+		free(key);
+		return NULL;
+	}
+	return key;
+}
+
+static page_slot *page_slot_for(allowd_store *s, const char *key)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return &s->pages[h % PAGE_SLOTS];
+}
+
 int allowd_store_credentials_generation(allowd_store *s, uint64_t *out)
 {
 	if (!s->credgen)
@@ -76,13 +141,21 @@ int allowd_store_open(allowd_store **out, const allowd_store_options *opts)
 	if (!s)
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	s->be = &allowd_store_sqlite;
+	if (!(s->pages = calloc(PAGE_SLOTS, sizeof(*s->pages)))) {
+		free(s);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	for (int i = 0; i < PAGE_SLOTS; i++)
+		pthread_mutex_init(&s->pages[i].lock, NULL);
 	if ((rc = policy_cache_new(&s->cache, opts->cache_bytes ? opts->cache_bytes
 								 : DEFAULT_CACHE_BYTES))) {
+		pages_free(s);
 		free(s);
 		return rc;
 	}
 	if ((rc = s->be->open(&s->impl, opts))) {
 		policy_cache_free(s->cache);
+		pages_free(s);
 		free(s);
 		return rc;
 	}
@@ -101,6 +174,7 @@ void allowd_store_free(allowd_store *s)
 		return;
 	s->be->close(s->impl);
 	policy_cache_free(s->cache);
+	pages_free(s);
 	if (s->credmap)
 		munmap(s->credmap, sizeof(uint64_t));
 	free(s);
@@ -187,7 +261,9 @@ void allowd_user_clear(allowd_user *u)
 /* A create needs no invalidation: a new id was never found, so never cached. */
 int allowd_store_policy_create(allowd_store *s, const char *account_id, allowd_policy *p)
 {
-	return s->be->policy_create(s->impl, account_id, p);
+	int rc = s->be->policy_create(s->impl, account_id, p);
+	policies_changed(s);
+	return rc;
 }
 
 int allowd_store_policy_get(allowd_store *s, allowd_policy **out, const char *account_id,
@@ -264,15 +340,55 @@ int allowd_store_policy_list_encoded(allowd_store *s, char **out, size_t *len, i
 				     const allowd_list_query *q, allowd_policy_encoder encode)
 {
 	struct encoded_list el = {s, account_id, encode, 0, NULL, 0, 0, 0};
+	uint64_t gen = atomic_load(&s->list_gen); /* before the list's read transaction */
+	char *key = page_key(account_id, q);
+	page_slot *slot = key ? page_slot_for(s, key) : NULL;
 	int rc;
+
+	if (slot) {
+		char *copy = NULL;
+		pthread_mutex_lock(&slot->lock);
+		if (slot->key && slot->gen == gen && strcmp(slot->key, key) == 0 &&
+		    (copy = malloc(slot->len + 1))) {
+			memcpy(copy, slot->items, slot->len + 1);
+			*len = slot->len;
+			*count = slot->count;
+			*total_count = slot->total_count;
+		}
+		pthread_mutex_unlock(&slot->lock);
+		if (copy) {
+			free(key);
+			*out = copy;
+			return 0;
+		}
+	}
 
 	el.ticket = policy_cache_ticket(s->cache); /* before the list's read transaction */
 	if ((rc = s->be->policy_list_rows(s->impl, total_count, account_id, q, encode_row, &el)) ||
 	    (rc = cache_buf_append(&el.buf, &el.len, &el.cap, el.count ? "]" : "[]",
 				   el.count ? 1 : 2))) {
 		free(el.buf);
+		free(key);
 		return rc;
 	}
+	if (slot && el.len <= PAGE_MAX_BYTES) {
+		char *items = malloc(el.len + 1);
+		if (items) {
+			memcpy(items, el.buf, el.len + 1);
+			pthread_mutex_lock(&slot->lock);
+			free(slot->key);
+			free(slot->items);
+			slot->key = key;
+			key = NULL;
+			slot->gen = gen;
+			slot->items = items;
+			slot->len = el.len;
+			slot->count = el.count;
+			slot->total_count = *total_count;
+			pthread_mutex_unlock(&slot->lock);
+		}
+	}
+	free(key);
 	*out = el.buf;
 	*len = el.len;
 	*count = el.count;
@@ -284,6 +400,7 @@ int allowd_store_policy_update(allowd_store *s, allowd_policy **out, const char 
 {
 	int rc = s->be->policy_update(s->impl, out, account_id, patch);
 	policy_cache_invalidate(s->cache, account_id, patch->id);
+	policies_changed(s);
 	return rc;
 }
 
@@ -291,6 +408,7 @@ int allowd_store_policy_delete(allowd_store *s, const char *account_id, int64_t 
 {
 	int rc = s->be->policy_delete(s->impl, account_id, id);
 	policy_cache_invalidate(s->cache, account_id, id);
+	policies_changed(s);
 	return rc;
 }
 
@@ -311,6 +429,7 @@ int allowd_store_batch(allowd_store *s, allowd_batch_result *out, const char *ac
 		policy_cache_invalidate(s->cache, account_id, b->patches[i].id);
 	for (size_t i = 0; i < b->n_puts; i++)
 		policy_cache_invalidate(s->cache, account_id, b->puts[i].id);
+	policies_changed(s);
 	return rc;
 }
 
@@ -375,6 +494,7 @@ int allowd_store_account_delete(allowd_store *s, const char *id)
 {
 	int rc = s->be->account_delete(s->impl, id);
 	policy_cache_invalidate_all(s->cache);
+	policies_changed(s);
 	credentials_changed(s);
 	return rc;
 }

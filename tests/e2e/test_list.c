@@ -589,6 +589,17 @@ E2E_TEST(total_count_and_items_are_exact_after_mixed_writes)
 	E2E_ERR(e2e_get(s, "%s/%lld", s->policies, (long long)ids[5]), 404, 1002, NULL);
 	ASSERT_TOTALS_EXACT(s);
 
+	/* a single create: every page listed before it is out of date */
+	{
+		size_t before = json_array_size(E2E_LIST_ALL(s));
+		E2E_CREATE(s, e2e_email_body("single@example.com"));
+		E2E_CHECK(json_array_size(E2E_LIST_ALL(s)) == before + 1,
+		          "the list after an acknowledged create misses it");
+		result = list_ok(s, "per_page=1&pattern=single@example.com", &info);
+		E2E_CHECK(json_array_size(result) == 1, "the exact-pattern list misses a new policy");
+	}
+	ASSERT_TOTALS_EXACT(s);
+
 	/* a batch: delete, patch (flip verify_sender and comments), post */
 	snprintf(body, sizeof(body),
 	         "{\"deletes\":[{\"id\":%lld}],\"patches\":[{\"id\":%lld,\"verify_sender\":true,"
