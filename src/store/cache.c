@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SHARDS 64
+#define SHARDS  64
 #define BUCKETS 1024 /* per shard */
 
 typedef struct entry {
-	struct entry *chain;      /* next in the bucket */
+	struct entry *chain;       /* next in the bucket */
 	struct entry *prev, *next; /* LRU: head is the most recent */
 	uint32_t hash;
 	int64_t id;
@@ -175,7 +175,7 @@ int policy_cache_get(policy_cache *c, char **out, size_t *len, const char *accou
 }
 
 int policy_cache_append(policy_cache *c, char **buf, size_t *len, size_t *cap,
-			const char *account_id, int64_t id, int64_t version)
+                        const char *account_id, int64_t id, int64_t version)
 {
 	uint32_t h = key_hash(account_id, id);
 	shard *s = shard_of(c, h);
@@ -200,7 +200,7 @@ uint64_t policy_cache_ticket(policy_cache *c)
 }
 
 void policy_cache_put(policy_cache *c, uint64_t ticket, const char *account_id, int64_t id,
-		      int64_t version, const char *bytes, size_t len)
+                      int64_t version, const char *bytes, size_t len)
 {
 	uint32_t h = key_hash(account_id, id);
 	shard *s = shard_of(c, h);

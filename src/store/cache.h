@@ -36,22 +36,21 @@ void policy_cache_free(policy_cache *c);
  * caller frees it), *len their length, and returns 1.  Returns 0 on a miss,
  * ALLOWD_ERR when out of memory.
  */
-int policy_cache_get(policy_cache *c, char **out, size_t *len, const char *account_id,
-		     int64_t id);
+int policy_cache_get(policy_cache *c, char **out, size_t *len, const char *account_id, int64_t id);
 
 /*
  * On a hit whose version is `version`, appends the bytes to the buffer
  * (see cache_buf_append) and returns 1; 0 on a miss; ALLOWD_ERR on OOM.
  */
 int policy_cache_append(policy_cache *c, char **buf, size_t *len, size_t *cap,
-			const char *account_id, int64_t id, int64_t version);
+                        const char *account_id, int64_t id, int64_t version);
 
 /* The ticket to pass to policy_cache_put(); take it before reading the database. */
 uint64_t policy_cache_ticket(policy_cache *c);
 
 /* Keeps a copy of bytes[0..len) unless anything was invalidated since `ticket`. */
 void policy_cache_put(policy_cache *c, uint64_t ticket, const char *account_id, int64_t id,
-		      int64_t version, const char *bytes, size_t len);
+                      int64_t version, const char *bytes, size_t len);
 
 /* Appends n bytes to a malloc'ed, NUL-terminated buffer; 0 or ALLOWD_ERR. */
 int cache_buf_append(char **buf, size_t *len, size_t *cap, const void *p, size_t n);

@@ -63,14 +63,14 @@ static void one_policy_renders_as_jansson_does(void **state)
 static void a_page_with_result_info_renders_as_jansson_does(void **state)
 {
 	allowd_policy a = sample(1, "a@example.com", "quote \" backslash \\ tab \t é"),
-		      b = sample(2, "b@example.com", "plain");
+	              b = sample(2, "b@example.com", "plain");
 	json_t *arr = json_array(), *info;
 
 	(void)state;
 	json_array_append_new(arr, allowd_json_encode_policy(&a));
 	json_array_append_new(arr, allowd_json_encode_policy(&b));
 	info = json_pack("{s:I, s:I, s:I, s:I}", "page", (json_int_t)1, "per_page", (json_int_t)20,
-			 "count", (json_int_t)2, "total_count", (json_int_t)2);
+	                 "count", (json_int_t)2, "total_count", (json_int_t)2);
 	assert_same(arr, info);
 	json_decref(arr);
 	json_decref(info);
@@ -84,7 +84,7 @@ static void an_empty_page_renders_as_jansson_does(void **state)
 
 	(void)state;
 	info = json_pack("{s:I, s:I, s:I, s:I}", "page", (json_int_t)9, "per_page", (json_int_t)100,
-			 "count", (json_int_t)0, "total_count", (json_int_t)5);
+	                 "count", (json_int_t)0, "total_count", (json_int_t)5);
 	assert_same(arr, info);
 	json_decref(arr);
 	json_decref(info);
@@ -100,17 +100,18 @@ static void a_prerendered_body_is_handed_over_once(void **state)
 	assert_non_null(r.body);
 	body = allowd_api_render_success(&r);
 	assert_null(r.body);
-	assert_string_equal(body, "{\"success\":true,\"errors\":[],\"messages\":[],\"result\":null}");
+	assert_string_equal(body,
+	                    "{\"success\":true,\"errors\":[],\"messages\":[],\"result\":null}");
 	free(body);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(one_policy_renders_as_jansson_does),
-		cmocka_unit_test(a_page_with_result_info_renders_as_jansson_does),
-		cmocka_unit_test(an_empty_page_renders_as_jansson_does),
-		cmocka_unit_test(a_prerendered_body_is_handed_over_once),
+	    cmocka_unit_test(one_policy_renders_as_jansson_does),
+	    cmocka_unit_test(a_page_with_result_info_renders_as_jansson_does),
+	    cmocka_unit_test(an_empty_page_renders_as_jansson_does),
+	    cmocka_unit_test(a_prerendered_body_is_handed_over_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,7 @@
 
 #include "store/cache.h"
 
-#define ACC "0123456789abcdef0123456789abcdef"
+#define ACC   "0123456789abcdef0123456789abcdef"
 #define OTHER "fedcba9876543210fedcba9876543210"
 
 static char *get(policy_cache *c, const char *acc, int64_t id)
@@ -55,8 +55,8 @@ static void a_fill_that_began_before_an_invalidation_is_refused(void **state)
 
 	(void)state;
 	assert_int_equal(policy_cache_new(&c, 1 << 20), 0);
-	ticket = policy_cache_ticket(c);        /* a reader starts reading version 10 */
-	policy_cache_invalidate(c, ACC, 1);     /* a write commits version 11 */
+	ticket = policy_cache_ticket(c);                   /* a reader starts reading version 10 */
+	policy_cache_invalidate(c, ACC, 1);                /* a write commits version 11 */
 	policy_cache_put(c, ticket, ACC, 1, 10, "old", 3); /* the reader's stale fill */
 	assert_null(get(c, ACC, 1));
 
@@ -140,10 +140,10 @@ static void the_budget_evicts_the_least_recently_used(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(a_fill_is_found_as_a_copy),
-		cmocka_unit_test(a_fill_that_began_before_an_invalidation_is_refused),
-		cmocka_unit_test(a_list_uses_an_entry_only_at_its_version),
-		cmocka_unit_test(the_budget_evicts_the_least_recently_used),
+	    cmocka_unit_test(a_fill_is_found_as_a_copy),
+	    cmocka_unit_test(a_fill_that_began_before_an_invalidation_is_refused),
+	    cmocka_unit_test(a_list_uses_an_entry_only_at_its_version),
+	    cmocka_unit_test(the_budget_evicts_the_least_recently_used),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

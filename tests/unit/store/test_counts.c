@@ -24,7 +24,7 @@
 #include "allowd/error.h"
 #include "allowd/store.h"
 
-#define ACC "0123456789abcdef0123456789abcdef"
+#define ACC   "0123456789abcdef0123456789abcdef"
 #define OTHER "fedcba9876543210fedcba9876543210"
 
 typedef struct fixture {
@@ -128,9 +128,9 @@ static void snapshot_free(snapshot *sn)
 static int matches(const allowd_policy *p, const allowd_list_query *q)
 {
 	const int want[4] = {q->is_trusted_sender, q->is_acceptable_sender, q->is_exempt_recipient,
-			     q->verify_sender};
+	                     q->verify_sender};
 	const int have[4] = {p->is_trusted_sender, p->is_acceptable_sender, p->is_exempt_recipient,
-			     p->verify_sender};
+	                     p->verify_sender};
 
 	if (q->pattern_type != ALLOWD_TRISTATE_ANY && (int)p->pattern_type != q->pattern_type)
 		return 0;
@@ -184,9 +184,10 @@ static size_t assert_counts_exact(allowd_store *s, const char *acc)
 			for (size_t i = 0; i < sn.n; i++)
 				expect += matches(sn.v[i], &q);
 			if (list_total(s, acc, &q) != expect)
-				fail_msg("type %d flags %d/%d/%d/%d: total_count %lld, recount %lld", type,
-					 v[0], v[1], v[2], v[3], (long long)list_total(s, acc, &q),
-					 (long long)expect);
+				fail_msg(
+				    "type %d flags %d/%d/%d/%d: total_count %lld, recount %lld",
+				    type, v[0], v[1], v[2], v[3], (long long)list_total(s, acc, &q),
+				    (long long)expect);
 		}
 	n = sn.n;
 	snapshot_free(&sn);
@@ -251,8 +252,9 @@ static void edits_that_flip_flags_move_the_counts(void **state)
 		memset(&patch, 0, sizeof(patch));
 		patch.id = ids[4];
 		patch.fields = ALLOWD_FIELD_IS_TRUSTED_SENDER | ALLOWD_FIELD_IS_ACCEPTABLE_SENDER |
-			       ALLOWD_FIELD_IS_EXEMPT_RECIPIENT;
-		assert_int_equal(allowd_store_policy_update(f->s, &out, ACC, &patch), ALLOWD_EINVALID);
+		               ALLOWD_FIELD_IS_EXEMPT_RECIPIENT;
+		assert_int_equal(allowd_store_policy_update(f->s, &out, ACC, &patch),
+		                 ALLOWD_EINVALID);
 	}
 	assert_int_equal(assert_counts_exact(f->s, ACC), 32);
 }
@@ -287,8 +289,14 @@ static void deletes_and_batches_keep_counts_exact(void **state)
 		put.id = ids[4];
 		put.fields = ALLOWD_FIELDS_CREATE | ALLOWD_FIELD_COMMENTS;
 		put.v = varied("put", 8);
-		b = (allowd_batch){.deletes = dels, .n_deletes = 2, .patches = &patch, .n_patches = 1,
-				   .puts = &put, .n_puts = 1, .posts = posts, .n_posts = 2};
+		b = (allowd_batch){.deletes = dels,
+		                   .n_deletes = 2,
+		                   .patches = &patch,
+		                   .n_patches = 1,
+		                   .puts = &put,
+		                   .n_puts = 1,
+		                   .posts = posts,
+		                   .n_posts = 2};
 		assert_int_equal(allowd_store_batch(f->s, &r, ACC, &b), 0);
 		allowd_batch_result_clear(&r);
 		allowd_policy_clear(&put.v);
@@ -314,8 +322,12 @@ static void deletes_and_batches_keep_counts_exact(void **state)
 		bad.pattern_type = ALLOWD_PATTERN_IP;
 		bad.is_exempt_recipient = false;
 		bad.is_trusted_sender = true;
-		b = (allowd_batch){.deletes = dels, .n_deletes = 3, .patches = &patch, .n_patches = 1,
-				   .posts = posts, .n_posts = 2};
+		b = (allowd_batch){.deletes = dels,
+		                   .n_deletes = 3,
+		                   .patches = &patch,
+		                   .n_patches = 1,
+		                   .posts = posts,
+		                   .n_posts = 2};
 		assert_int_equal(allowd_store_batch(f->s, &r, ACC, &b), ALLOWD_EINVALID);
 		assert_string_equal(allowd_error_last()->pointer, "/posts/1/pattern");
 		allowd_policy_clear(&p0);
@@ -388,25 +400,25 @@ static void search_and_exact_pattern_totals_are_exact_across_pages(void **state)
 static void downgrade_to_v2(const char *path)
 {
 	static const char *const sql =
-		"BEGIN;"
-		"DROP TRIGGER policies_count_insert;"
-		"DROP TRIGGER policies_count_delete;"
-		"DROP TRIGGER policies_count_update;"
-		"DROP TABLE policy_counts;"
-		"DROP INDEX policies_by_id;"
-		"DROP INDEX policies_by_pattern;"
-		"DROP INDEX policies_by_created;"
-		"DROP INDEX policies_by_type_pattern;"
-		"DROP INDEX policies_by_type_created;"
-		"CREATE INDEX policies_by_account ON policies (account_id);"
-		"CREATE INDEX policies_by_pattern ON policies (account_id, pattern, id);"
-		"CREATE INDEX policies_by_created ON policies (account_id, created_at, id);"
-		"CREATE INDEX policies_by_type_pattern ON policies (account_id, pattern_type, pattern, "
-		"id);"
-		"CREATE INDEX policies_by_type_created"
-		"  ON policies (account_id, pattern_type, created_at, id);"
-		"PRAGMA user_version = 2;"
-		"COMMIT;";
+	    "BEGIN;"
+	    "DROP TRIGGER policies_count_insert;"
+	    "DROP TRIGGER policies_count_delete;"
+	    "DROP TRIGGER policies_count_update;"
+	    "DROP TABLE policy_counts;"
+	    "DROP INDEX policies_by_id;"
+	    "DROP INDEX policies_by_pattern;"
+	    "DROP INDEX policies_by_created;"
+	    "DROP INDEX policies_by_type_pattern;"
+	    "DROP INDEX policies_by_type_created;"
+	    "CREATE INDEX policies_by_account ON policies (account_id);"
+	    "CREATE INDEX policies_by_pattern ON policies (account_id, pattern, id);"
+	    "CREATE INDEX policies_by_created ON policies (account_id, created_at, id);"
+	    "CREATE INDEX policies_by_type_pattern ON policies (account_id, pattern_type, pattern, "
+	    "id);"
+	    "CREATE INDEX policies_by_type_created"
+	    "  ON policies (account_id, pattern_type, created_at, id);"
+	    "PRAGMA user_version = 2;"
+	    "COMMIT;";
 	sqlite3 *db = NULL;
 	char *err = NULL;
 
@@ -443,15 +455,13 @@ static void migration_backfills_the_counts(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(counts_follow_creates_per_account, setup, teardown),
-		cmocka_unit_test_setup_teardown(edits_that_flip_flags_move_the_counts, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(deletes_and_batches_keep_counts_exact, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(account_delete_drops_its_counts, setup, teardown),
-		cmocka_unit_test_setup_teardown(search_and_exact_pattern_totals_are_exact_across_pages,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(migration_backfills_the_counts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(counts_follow_creates_per_account, setup, teardown),
+	    cmocka_unit_test_setup_teardown(edits_that_flip_flags_move_the_counts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(deletes_and_batches_keep_counts_exact, setup, teardown),
+	    cmocka_unit_test_setup_teardown(account_delete_drops_its_counts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(search_and_exact_pattern_totals_are_exact_across_pages,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(migration_backfills_the_counts, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
