@@ -30,6 +30,8 @@
 #   BENCH_QUIET_PCT=15       in which other processes use < this % of all CPUs
 #   BENCH_ALLOWD_ARGS="..."  extra allowd flags, e.g. "--max-header-bytes 8192"
 #   BENCH_PROFILE=1          perf-record allowd during its runs, print top symbols
+#   BENCH_ONLY=one,list,create  the scenarios to run (default: all three); "one" and
+#                            "list" run nginx and allowd, "create" allowd alone
 #   ALLOWD_BIN=build/allowd  the server under test (built if missing)
 set -euo pipefail
 
@@ -47,6 +49,11 @@ ALLOWD_BIN=${ALLOWD_BIN:-$ROOT/build/allowd}
 PROFILE=${BENCH_PROFILE:-0}
 read -r -a EXTRA_ARGS <<<"${BENCH_ALLOWD_ARGS:-}"
 FSYNC_SECONDS=${BENCH_FSYNC_SECONDS:-3}
+ONLY=${BENCH_ONLY:-one,list,create}
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+for o in ${ONLY//,/ }; do
+	case "$o" in one | list | create) ;; *) echo "BENCH_ONLY: unknown scenario '$o' (one, list, create)" >&2; exit 2 ;; esac
+done
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -394,21 +401,30 @@ wrk_sockerr() {
 	awk '/Socket errors:/{gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$WORK/wrk.$1" | grep . || echo 0
 }
 
-wrk_run nginx_one "$NGINX_ONE_URL"
-wrk_run allowd_one "$ONE_URL"
-wrk_run nginx_list "$NGINX_LIST_URL"
-wrk_run allowd_list "$LIST_URL"
-measure_fsync # second sample, after the read runs and just before the writes
-RUN_TAG="r$(date +%s)$$"
+RUNS=()
+if want one; then
+	wrk_run nginx_one "$NGINX_ONE_URL"
+	wrk_run allowd_one "$ONE_URL"
+	RUNS+=(nginx_one allowd_one)
+fi
+if want list; then
+	wrk_run nginx_list "$NGINX_LIST_URL"
+	wrk_run allowd_list "$LIST_URL"
+	RUNS+=(nginx_list allowd_list)
+fi
 BEFORE=$POLICIES
-wrk_run allowd_create "$BASE" -s "$ROOT/bench/create.lua" -- "$RUN_TAG"
-
-# Every acknowledged create must be in the store.
-AFTER=$(total_count)
+AFTER=$POLICIES
+if want create; then
+	measure_fsync # second sample, after the read runs and just before the writes
+	RUN_TAG="r$(date +%s)$$"
+	wrk_run allowd_create "$BASE" -s "$ROOT/bench/create.lua" -- "$RUN_TAG"
+	RUNS+=(allowd_create)
+	# Every acknowledged create must be in the store.
+	AFTER=$(total_count)
+fi
 CREATED=$((AFTER - BEFORE))
 
 # ---- 4. report --------------------------------------------------------------
-RUNS=(nginx_one allowd_one nginx_list allowd_list allowd_create)
 for n in "${RUNS[@]}"; do
 	[ -n "$(wrk_rps "$n")" ] || { cat "$WORK/wrk.$n" >&2; die "no wrk figures for $n"; }
 done
@@ -428,18 +444,24 @@ verdict() {
 	awk "BEGIN{ exit !($cond) }" && echo PASS || echo MISS
 }
 
-ONE_RATIO=$(calc "$(wrk_rps allowd_one) / $(wrk_rps nginx_one)")
-LIST_RATIO=$(calc "$(wrk_rps allowd_list) / $(wrk_rps nginx_list)")
-LIST_P99=$(wrk_p99 allowd_list)
-# Durable creates/s: only 2xx answers count (a 4xx was not a write).
-C_REQS=$(wrk_reqs allowd_create)
-C_BAD=$(wrk_non2xx allowd_create)
-CREATE_RPS=$(calc "$(wrk_rps allowd_create) * ($C_REQS - $C_BAD) / ($C_REQS > 0 ? $C_REQS : 1)")
-CREATE_RATIO=$(calc "$CREATE_RPS / $FSYNC_RATE")
-
-V_ONE=$(verdict "$ONE_RATIO >= 1.0" allowd_one nginx_one)
-V_LIST=$(verdict "$LIST_P99 <= 10" allowd_list)
-V_CREATE=$(verdict "$CREATE_RATIO >= 3" allowd_create)
+V_ONE="" V_LIST="" V_CREATE="" C_REQS=0 C_BAD=0
+if want one; then
+	ONE_RATIO=$(calc "$(wrk_rps allowd_one) / $(wrk_rps nginx_one)")
+	V_ONE=$(verdict "$ONE_RATIO >= 1.0" allowd_one nginx_one)
+fi
+if want list; then
+	LIST_RATIO=$(calc "$(wrk_rps allowd_list) / $(wrk_rps nginx_list)")
+	LIST_P99=$(wrk_p99 allowd_list)
+	V_LIST=$(verdict "$LIST_P99 <= 10" allowd_list)
+fi
+if want create; then
+	# Durable creates/s: only 2xx answers count (a 4xx was not a write).
+	C_REQS=$(wrk_reqs allowd_create)
+	C_BAD=$(wrk_non2xx allowd_create)
+	CREATE_RPS=$(calc "$(wrk_rps allowd_create) * ($C_REQS - $C_BAD) / ($C_REQS > 0 ? $C_REQS : 1)")
+	CREATE_RATIO=$(calc "$CREATE_RPS / $FSYNC_RATE")
+	V_CREATE=$(verdict "$CREATE_RATIO >= 3" allowd_create)
+fi
 
 # Commits during the create run (fdatasync + fsync calls by allowd).
 SYNCS=""
@@ -475,20 +497,22 @@ done
 echo
 printf '| %-40s | %-34s | %s\n' "target (issue 2)" "measured" "verdict"
 printf '| %-40s | %-34s | %s\n' "----------------------------------------" "----------------------------------" "-------"
-printf '| %-40s | %-34s | %s\n' "GET one: allowd req/s >= 1.0 x nginx" "${ONE_RATIO} x" "$V_ONE"
-printf '| %-40s | %-34s | %s\n' "list page: allowd p99 <= 10 ms" "${LIST_P99} ms" "$V_LIST"
-printf '| %-40s | %-34s | %s\n' "durable creates/s >= 3 x fdatasync/s" \
+want one && printf '| %-40s | %-34s | %s\n' "GET one: allowd req/s >= 1.0 x nginx" "${ONE_RATIO} x" "$V_ONE"
+want list && printf '| %-40s | %-34s | %s\n' "list page: allowd p99 <= 10 ms" "${LIST_P99} ms" "$V_LIST"
+want create && printf '| %-40s | %-34s | %s\n' "durable creates/s >= 3 x fdatasync/s" \
 	"${CREATE_RPS}/s = ${CREATE_RATIO} x ${FSYNC_RATE}/s" "$V_CREATE"
-printf '| %-40s | %-34s | %s\n' "(list page: allowd req/s / nginx)" "${LIST_RATIO} x" "info"
+want list && printf '| %-40s | %-34s | %s\n' "(list page: allowd req/s / nginx)" "${LIST_RATIO} x" "info"
 echo
 if [ -n "$SYNCS" ] && ((SYNCS > 0)); then
 	echo "group commit: allowd called fdatasync/fsync $SYNCS times during the create run:" \
 		"$(calc "$SYNCS / $DURATION")/s, $(calc "($C_REQS - $C_BAD) / $SYNCS") creates per sync"
 fi
-echo "durability check: wrk counted $C_REQS create answers ($C_BAD non-2xx); the list grew from" \
-	"$BEFORE to $AFTER (+$CREATED; a few more than answered is normal: in flight when wrk stopped)"
-if ((CREATED < C_REQS - C_BAD)); then
-	echo "WARNING: fewer policies in the store than acknowledged creates"
+if want create; then
+	echo "durability check: wrk counted $C_REQS create answers ($C_BAD non-2xx); the list grew from" \
+		"$BEFORE to $AFTER (+$CREATED; a few more than answered is normal: in flight when wrk stopped)"
+	if ((CREATED < C_REQS - C_BAD)); then
+		echo "WARNING: fewer policies in the store than acknowledged creates"
+	fi
 fi
 case "$V_ONE$V_LIST$V_CREATE" in
 *INVALID*) echo "INVALID: a run answered errors; see the errors column (rate limit? auth?)" ;;

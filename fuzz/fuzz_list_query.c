@@ -282,8 +282,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(rc == ALLOWD_EINVALID, "list failed with code %d: %s", rc, e->message);
 		FUZZ_CHECK(strncmp(e->pointer, "/query/", 7) == 0, "pointer '%s'", e->pointer);
 		FUZZ_CHECK(e->message[0] != '\0', "empty message");
-		FUZZ_CHECK(resp.result == NULL && resp.result_info == NULL, "a failure left a result");
+		FUZZ_CHECK(resp.result == NULL && resp.result_info == NULL && resp.body == NULL,
+			   "a failure left a result");
 	} else {
+		/* the handler renders the whole envelope: read result and result_info back */
+		json_t *doc = resp.body ? json_loads(resp.body, 0, NULL) : NULL;
+		FUZZ_CHECK(doc != NULL, "the list's body is not JSON");
+		resp.result = json_incref(json_object_get(doc, "result"));
+		resp.result_info = json_incref(json_object_get(doc, "result_info"));
+		json_decref(doc);
+		free(resp.body);
+		resp.body = NULL;
 		check_success(&p, &resp);
 	}
 	json_decref(resp.result);

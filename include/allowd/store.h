@@ -25,6 +25,7 @@ typedef struct allowd_store allowd_store;
 typedef struct allowd_store_options {
 	const char *path;   /* SQLite database file */
 	int busy_timeout_ms; /* 0 = default (5000) */
+	size_t cache_bytes;  /* encoded-policy cache budget; 0 = default (64 MiB) */
 } allowd_store_options;
 
 /* Opens (creating and migrating as needed) the store; free with allowd_store_free. */
@@ -78,6 +79,25 @@ int allowd_store_policy_create(allowd_store *s, const char *account_id, allowd_p
 int allowd_store_policy_get(allowd_store *s, allowd_policy **out, const char *account_id,
 			    int64_t id);
 
+/*
+ * Turns a stored policy into bytes (malloc'ed, NUL-terminated; *len their
+ * length), NULL when out of memory.  Must be a pure function of the policy.
+ */
+typedef char *(*allowd_policy_encoder)(const allowd_policy *p, size_t *len);
+
+/*
+ * A policy in its encoded form, from a read-through cache in front of
+ * allowd_store_policy_get(): *out is a malloc'ed, NUL-terminated copy the
+ * caller frees.  The store keeps one encoding per policy, so every caller
+ * must pass the same `encode`.  The cache is invalidated by every write of
+ * this store before that write returns, so a read that starts after a
+ * write is acknowledged never sees the bytes of an older version.  (Writes
+ * by other processes are not seen: policy writes go through the server.)
+ */
+int allowd_store_policy_get_encoded(allowd_store *s, char **out, size_t *len,
+				    const char *account_id, int64_t id,
+				    allowd_policy_encoder encode);
+
 /* Applies the patch, validates the result and stores it; *out = the new policy. */
 int allowd_store_policy_update(allowd_store *s, allowd_policy **out, const char *account_id,
 			       const allowd_policy_patch *patch);
@@ -86,6 +106,22 @@ int allowd_store_policy_delete(allowd_store *s, const char *account_id, int64_t 
 
 int allowd_store_policy_list(allowd_store *s, allowd_policy_list *out, const char *account_id,
 			     const allowd_list_query *q);
+
+/*
+ * allowd_store_policy_list() in encoded form: *out = "[e1,e2,...]" (a JSON
+ * array when `encode` yields JSON values; malloc'ed, NUL-terminated, *len
+ * bytes), *count the items on the page, *total_count as in the list.  Each
+ * item comes from the cache of allowd_store_policy_get_encoded() when the
+ * cached bytes are of the very version (modified_at) the list's read
+ * transaction sees, and is encoded (and cached) otherwise; so the page is
+ * one consistent snapshot, like allowd_store_policy_list().  Whole pages
+ * are also kept (256 slots, pages up to 256 KiB) until the next policy
+ * write of this store, creates included: a repeated query between writes
+ * costs a copy.
+ */
+int allowd_store_policy_list_encoded(allowd_store *s, char **out, size_t *len, int64_t *count,
+				     int64_t *total_count, const char *account_id,
+				     const allowd_list_query *q, allowd_policy_encoder encode);
 
 /*
  * A batch: deletes, then patches, then puts (full replacements keeping
@@ -212,6 +248,18 @@ int allowd_store_token_create(allowd_store *s, const allowd_token *t,
 /* Finds the token whose secret hashes to `hash`; ALLOWD_ENOTFOUND when none. */
 int allowd_store_token_find(allowd_store *s, allowd_token *out,
 			    const unsigned char hash[ALLOWD_HASH_LEN]);
+
+/*
+ * The credentials generation: a counter, shared by every process that
+ * opens the same database (a small mapped file next to it,
+ * "<path>-credgen"), that advances after every write to accounts, tokens,
+ * users or memberships, once that write is durable -- whichever process
+ * (allowd, allowctl) made it.  A cache of credential lookups taken at
+ * generation g is current while the generation is still g.  Returns 0, or
+ * ALLOWD_EUNAVAILABLE when the counter file could not be mapped (then
+ * nothing may be cached).
+ */
+int allowd_store_credentials_generation(allowd_store *s, uint64_t *out);
 
 typedef struct allowd_user {
 	char *email;

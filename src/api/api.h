@@ -44,6 +44,9 @@ typedef struct api_response {
 	int status;          /* 200 unless the handler says otherwise */
 	json_t *result;      /* owned; NULL encodes null */
 	json_t *result_info; /* owned; NULL omits it */
+	char *body;          /* owned: a whole envelope already rendered by
+				allowd_api_render_success (a cached policy); when
+				set, result and result_info are unused */
 } api_response;
 
 /* A handler returns 0 and fills `resp`, or an allowd error code (error slot set). */
@@ -65,8 +68,20 @@ int api_evaluate(allowd_api *api, const api_request *req, api_response *resp);
  */
 int allowd_api_engine_attach(allowd_api *api);
 
-/* Renders the envelope; the returned string is malloc'ed (NULL on OOM). */
-char *allowd_api_render_success(const api_response *resp);
+/*
+ * Renders the envelope; the returned string is malloc'ed (NULL on OOM).
+ * When resp->body is set, returns it and clears resp->body (ownership
+ * passes to the caller).
+ */
+char *allowd_api_render_success(api_response *resp);
+
+/*
+ * The same envelope around a result that is already JSON text (len bytes,
+ * as json_dumps(result, JSON_COMPACT) writes it): byte for byte what
+ * allowd_api_render_success() makes of that result and result_info (NULL
+ * omits it).  Malloc'ed; NULL on OOM.
+ */
+char *allowd_api_render_success_raw(const char *result, size_t len, const json_t *result_info);
 char *allowd_api_render_error(const allowd_error *e);
 
 /* ---- JSON codec for message facts and decisions (evaluate.c) -------- */

@@ -5,6 +5,17 @@
 #include "api/api.h"
 #include "allowd/auth.h"
 
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * What json_dumps(JSON_COMPACT) writes around "result" for the envelope of
+ * allowd_api_render_success() (jansson keeps insertion order);
+ * tests/unit/api/test_envelope.c proves the two renderings equal.
+ */
+#define SUCCESS_HEAD "{\"success\":true,\"errors\":[],\"messages\":[],\"result\":"
+#define RESULT_INFO_KEY ",\"result_info\":"
+
 static char *dump(json_t *root)
 {
 	char *s = root ? json_dumps(root, JSON_COMPACT) : NULL;
@@ -12,11 +23,16 @@ static char *dump(json_t *root)
 	return s;
 }
 
-char *allowd_api_render_success(const api_response *resp)
+char *allowd_api_render_success(api_response *resp)
 {
-	json_t *root = json_object();
+	json_t *root;
 
-	if (!root)
+	if (resp->body) {
+		char *body = resp->body;
+		resp->body = NULL;
+		return body;
+	}
+	if (!(root = json_object()))
 		return NULL;
 	json_object_set_new(root, "success", json_true());
 	json_object_set_new(root, "errors", json_array());
@@ -25,6 +41,37 @@ char *allowd_api_render_success(const api_response *resp)
 	if (resp->result_info)
 		json_object_set(root, "result_info", resp->result_info);
 	return dump(root);
+}
+
+char *allowd_api_render_success_raw(const char *result, size_t len, const json_t *result_info)
+{
+	char *info = result_info ? json_dumps(result_info, JSON_COMPACT) : NULL;
+	size_t head = sizeof(SUCCESS_HEAD) - 1, key = sizeof(RESULT_INFO_KEY) - 1;
+	size_t info_len = info ? strlen(info) : 0, total;
+	char *out, *o;
+
+	if (result_info && !info)
+		return NULL;
+	total = head + len + (info ? key + info_len : 0) + 2;
+	if (total < len || !(out = malloc(total))) {
+		free(info);
+		return NULL;
+	}
+	o = out;
+	memcpy(o, SUCCESS_HEAD, head);
+	o += head;
+	memcpy(o, result, len);
+	o += len;
+	if (info) {
+		memcpy(o, RESULT_INFO_KEY, key);
+		o += key;
+		memcpy(o, info, info_len);
+		o += info_len;
+	}
+	*o++ = '}';
+	*o = '\0';
+	free(info);
+	return out;
 }
 
 char *allowd_api_render_error(const allowd_error *e)

@@ -54,18 +54,36 @@ int api_policy_create(allowd_api *api, const api_request *req, api_response *res
 	return rc;
 }
 
+/*
+ * A policy as jansson writes it (compact): what the store's encoded-policy
+ * cache keeps, so that GET one and list pages of unchanged policies cost a
+ * copy instead of an encoding.
+ */
+static char *policy_text(const allowd_policy *p, size_t *len)
+{
+	json_t *o = allowd_json_encode_policy(p);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	if (text)
+		*len = strlen(text);
+	return text;
+}
+
 int api_policy_get(allowd_api *api, const api_request *req, api_response *resp)
 {
-	allowd_policy *p = NULL;
+	char *text = NULL;
+	size_t len;
 	int64_t id;
 	int rc;
 
 	if ((rc = allowd_parse_policy_id(&id, req->policy_id)) ||
-	    (rc = allowd_store_policy_get(api->store, &p, req->account_id, id)))
+	    (rc = allowd_store_policy_get_encoded(api->store, &text, &len, req->account_id, id,
+						  policy_text)))
 		return rc;
-	rc = result_policy(resp, p);
-	allowd_policy_free(p);
-	return rc;
+	resp->body = allowd_api_render_success_raw(text, len, NULL);
+	free(text);
+	return resp->body ? 0 : allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 }
 
 int api_policy_edit(allowd_api *api, const api_request *req, api_response *resp)
@@ -203,22 +221,23 @@ static int parse_list_query(allowd_list_query *q, const api_request *req)
 int api_policy_list(allowd_api *api, const api_request *req, api_response *resp)
 {
 	allowd_list_query q;
-	allowd_policy_list l;
+	json_t *info = NULL;
+	char *items = NULL;
+	int64_t count, total;
+	size_t len;
 	int rc;
 
 	if ((rc = parse_list_query(&q, req)) ||
-	    (rc = allowd_store_policy_list(api->store, &l, req->account_id, &q)))
+	    (rc = allowd_store_policy_list_encoded(api->store, &items, &len, &count, &total,
+						   req->account_id, &q, policy_text)))
 		return rc;
-	rc = encode_list(&resp->result, &l);
-	if (!rc) {
-		resp->result_info = json_pack("{s:I, s:I, s:I, s:I}", "page", (json_int_t)q.page,
-					      "per_page", (json_int_t)q.per_page, "count",
-					      (json_int_t)l.count, "total_count",
-					      (json_int_t)l.total_count);
-		if (!resp->result_info)
-			rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
-	}
-	allowd_policy_list_clear(&l);
+	info = json_pack("{s:I, s:I, s:I, s:I}", "page", (json_int_t)q.page, "per_page",
+			 (json_int_t)q.per_page, "count", (json_int_t)count, "total_count",
+			 (json_int_t)total);
+	if (!info || !(resp->body = allowd_api_render_success_raw(items, len, info)))
+		rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	json_decref(info);
+	free(items);
 	return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,34 @@
 #define CREDENTIALS_FILE "credentials.json"
 #define DEFAULT_EMAIL "admin@allowd.localhost"
 
+/*
+ * The token cache: what allowd_store_token_find() returned for a secret's
+ * hash, so a keep-alive client's requests do not each read the database.
+ * Direct-mapped by the hash (uniformly random).  An entry is used only
+ * while the store's credentials generation is the one read BEFORE the
+ * entry's database lookup -- every token, grant, account, user or
+ * membership change, by allowd or allowctl, advances it, so disabling or
+ * revoking a token takes effect on the next request -- and for at most
+ * TOKEN_CACHE_TTL_MS (a backstop against changes made around the store,
+ * e.g. with the sqlite3 shell).  Validity (active, not_before, expires_on,
+ * IP ranges) is checked on every request against the entry, as against a
+ * fresh row.  Wrong secrets are never cached.
+ */
+#define TOKEN_CACHE_SLOTS 256
+#define TOKEN_CACHE_TTL_MS 5000
+
+typedef struct token_slot {
+	pthread_mutex_t lock;
+	int valid;
+	unsigned char hash[ALLOWD_HASH_LEN];
+	uint64_t gen;
+	int64_t filled_ms;
+	allowd_token token; /* owns grants and ip_ranges */
+} token_slot;
+
 struct allowd_auth {
 	allowd_store *store;
+	token_slot *slots; /* [TOKEN_CACHE_SLOTS] */
 	unsigned char key[crypto_generichash_KEYBYTES];
 };
 
@@ -138,8 +165,14 @@ int allowd_auth_new(allowd_auth **out, allowd_store *store, const char *data_dir
 	if (!(a = sodium_malloc(sizeof(*a))))
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	a->store = store;
-	if ((rc = load_or_create_key(a, data_dir))) {
+	if (!(a->slots = calloc(TOKEN_CACHE_SLOTS, sizeof(*a->slots)))) {
 		sodium_free(a);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	for (int i = 0; i < TOKEN_CACHE_SLOTS; i++)
+		pthread_mutex_init(&a->slots[i].lock, NULL);
+	if ((rc = load_or_create_key(a, data_dir))) {
+		allowd_auth_free(a);
 		return rc;
 	}
 	*out = a;
@@ -148,8 +181,14 @@ int allowd_auth_new(allowd_auth **out, allowd_store *store, const char *data_dir
 
 void allowd_auth_free(allowd_auth *a)
 {
-	if (a)
-		sodium_free(a); /* zeroes the key */
+	if (!a)
+		return;
+	for (int i = 0; a->slots && i < TOKEN_CACHE_SLOTS; i++) {
+		allowd_token_clear(&a->slots[i].token);
+		pthread_mutex_destroy(&a->slots[i].lock);
+	}
+	free(a->slots);
+	sodium_free(a); /* zeroes the key */
 }
 
 void allowd_auth_hash(const allowd_auth *a, unsigned char out[ALLOWD_HASH_LEN], const char *secret)
@@ -293,6 +332,69 @@ int allowd_auth_ip_ranges_normalize(char **out, const char *ranges)
 	return 0;
 }
 
+/* A deep copy of a token (grants and ip_ranges); 0 or ALLOWD_ERR. */
+static int token_copy(allowd_token *out, const allowd_token *t)
+{
+	*out = *t;
+	out->grants = NULL;
+	out->ip_ranges = NULL;
+	if ((t->n_grants && !(out->grants = malloc(t->n_grants * sizeof(*t->grants)))) ||
+	    (t->ip_ranges && !(out->ip_ranges = strdup(t->ip_ranges)))) {
+		allowd_token_clear(out);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	if (t->n_grants)
+		memcpy(out->grants, t->grants, t->n_grants * sizeof(*t->grants));
+	return 0;
+}
+
+static token_slot *slot_for(allowd_auth *a, const unsigned char hash[ALLOWD_HASH_LEN])
+{
+	return &a->slots[((unsigned)hash[0] | (unsigned)hash[1] << 8) % TOKEN_CACHE_SLOTS];
+}
+
+/* allowd_store_token_find() through the token cache (see token_slot). */
+static int find_token(allowd_auth *a, allowd_token *out, const unsigned char hash[ALLOWD_HASH_LEN],
+		      int64_t now)
+{
+	token_slot *slot = slot_for(a, hash);
+	uint64_t gen = 0;
+	int cacheable = allowd_store_credentials_generation(a->store, &gen) == 0;
+	int rc, hit = 0;
+
+	if (cacheable) {
+		pthread_mutex_lock(&slot->lock);
+		if (slot->valid && slot->gen == gen && now - slot->filled_ms < TOKEN_CACHE_TTL_MS &&
+		    now >= slot->filled_ms && sodium_memcmp(slot->hash, hash, ALLOWD_HASH_LEN) == 0)
+			hit = token_copy(out, &slot->token) == 0;
+		pthread_mutex_unlock(&slot->lock);
+		if (hit)
+			return 0;
+	}
+	if ((rc = allowd_store_token_find(a->store, out, hash)) || !cacheable)
+		return rc;
+	pthread_mutex_lock(&slot->lock);
+	allowd_token_clear(&slot->token);
+	slot->valid = token_copy(&slot->token, out) == 0;
+	memcpy(slot->hash, hash, ALLOWD_HASH_LEN);
+	slot->gen = gen; /* read before the lookup: a change since makes the entry stale */
+	slot->filled_ms = now;
+	pthread_mutex_unlock(&slot->lock);
+	return 0;
+}
+
+/* Keeps a cached token's last-used time current after a touch. */
+static void note_touch(allowd_auth *a, const unsigned char hash[ALLOWD_HASH_LEN], int64_t now)
+{
+	token_slot *slot = slot_for(a, hash);
+
+	pthread_mutex_lock(&slot->lock);
+	if (slot->valid && sodium_memcmp(slot->hash, hash, ALLOWD_HASH_LEN) == 0 &&
+	    slot->token.last_used < now)
+		slot->token.last_used = now;
+	pthread_mutex_unlock(&slot->lock);
+}
+
 static int check_token(allowd_auth *a, allowd_principal *out, const char *token,
 		       const char *client_ip)
 {
@@ -302,19 +404,21 @@ static int check_token(allowd_auth *a, allowd_principal *out, const char *token,
 	int rc;
 
 	allowd_auth_hash(a, hash, token);
-	rc = allowd_store_token_find(a->store, &t, hash);
-	sodium_memzero(hash, sizeof(hash));
+	rc = find_token(a, &t, hash, now);
 	if (rc == ALLOWD_ENOTFOUND)
-		return allowd_error_set(ALLOWD_EAUTH, NULL, "Authentication error");
+		rc = allowd_error_set(ALLOWD_EAUTH, NULL, "Authentication error");
+	else if (rc == 0 && (!t.active || (t.not_before && now < t.not_before) ||
+			     (t.expires_on && now >= t.expires_on) ||
+			     !ip_in_ranges(t.ip_ranges, client_ip))) {
+		allowd_token_clear(&t);
+		rc = allowd_error_set(ALLOWD_ETOKEN, NULL, "Invalid access token");
+	} else if (rc == 0 && now - t.last_used >= 60000) {
+		allowd_store_token_touch(a->store, t.id, now);
+		note_touch(a, hash, now);
+	}
+	sodium_memzero(hash, sizeof(hash));
 	if (rc)
 		return rc;
-	if (!t.active || (t.not_before && now < t.not_before) ||
-	    (t.expires_on && now >= t.expires_on) || !ip_in_ranges(t.ip_ranges, client_ip)) {
-		allowd_token_clear(&t);
-		return allowd_error_set(ALLOWD_ETOKEN, NULL, "Invalid access token");
-	}
-	if (now - t.last_used >= 60000)
-		allowd_store_token_touch(a->store, t.id, now);
 	memcpy(out->token_id, t.id, sizeof(out->token_id));
 	out->not_before = t.not_before;
 	out->expires_on = t.expires_on;

@@ -10,6 +10,19 @@
 
 #include "allowd/store.h"
 
+/*
+ * One row of a list page, handed to a policy_list_rows callback: the
+ * policy's id and version (its modified_at, which every change advances),
+ * and load(), which materialises the row (the caller frees the policy).
+ * Valid only during the callback.
+ */
+typedef struct allowd_list_row {
+	int64_t id;
+	int64_t version;
+	int (*load)(const struct allowd_list_row *row, allowd_policy **out);
+	void *impl_row;
+} allowd_list_row;
+
 typedef struct allowd_store_backend {
 	const char *name;
 	int (*open)(void **out, const allowd_store_options *opts);
@@ -25,6 +38,10 @@ typedef struct allowd_store_backend {
 			   const allowd_list_query *q);
 	int (*batch)(void *impl, allowd_batch_result *out, const char *account_id,
 		     const allowd_batch *b);
+	/* policy_list, row by row: fn sees each row of the page in order, in one snapshot */
+	int (*policy_list_rows)(void *impl, int64_t *total_count, const char *account_id,
+				const allowd_list_query *q,
+				int (*fn)(void *ctx, const allowd_list_row *row), void *ctx);
 
 	int (*account_create)(void *impl, const char *id, const char *name);
 	int (*account_exists)(void *impl, const char *id);

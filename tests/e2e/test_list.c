@@ -505,6 +505,126 @@ E2E_TEST(order_applies_within_a_filter)
 	assert_ordered_at(walked, "pattern", true, 1, q, __FILE__, __LINE__);
 }
 
+/* ---- counts and cached encodings after writes ---------------------------- */
+
+/* True when policy p satisfies every "name=value" filter of `query` (EMAIL, true, ...). */
+static int satisfies(const json_t *p, const char *query)
+{
+	char buf[256], *save = NULL;
+	snprintf(buf, sizeof(buf), "%s", query);
+	for (char *kv = strtok_r(buf, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(kv, '=');
+		json_t *v;
+		*eq = '\0';
+		v = json_object_get(p, kv);
+		if (json_is_string(v) ? strcmp(json_string_value(v), eq + 1) != 0
+		                      : json_is_true(v) != (strcmp(eq + 1, "true") == 0))
+			return 0;
+	}
+	return 1;
+}
+
+/* For each filter, total_count equals a recount over every policy of the account. */
+static void assert_totals_exact_at(e2e_server *s, const char *file, int line)
+{
+	static const char *const filters[] = {
+	    "pattern_type=EMAIL",
+	    "pattern_type=DOMAIN",
+	    "pattern_type=IP",
+	    "is_trusted_sender=true",
+	    "is_trusted_sender=false",
+	    "is_acceptable_sender=true&pattern_type=EMAIL",
+	    "is_exempt_recipient=false&verify_sender=true",
+	    "verify_sender=false",
+	    "pattern_type=IP&is_trusted_sender=false&is_acceptable_sender=true",
+	    "pattern_type=EMAIL&is_trusted_sender=true&is_acceptable_sender=false&is_exempt_recipient="
+	    "false&verify_sender=true",
+	};
+	json_t *all = E2E_LIST_ALL(s), *p, *info;
+	size_t i;
+
+	for (size_t f = 0; f < sizeof(filters) / sizeof(filters[0]); f++) {
+		char query[300];
+		json_int_t expect = 0;
+		json_array_foreach(all, i, p) expect += satisfies(p, filters[f]);
+		snprintf(query, sizeof(query), "per_page=1&%s", filters[f]);
+		list_ok(s, query, &info);
+		if (json_integer_value(json_object_get(info, "total_count")) != expect)
+			e2e_fail_at(file, line, "?%s: total_count %lld, recount %lld", filters[f],
+			            (long long)json_integer_value(json_object_get(info, "total_count")),
+			            (long long)expect);
+	}
+	list_ok(s, "per_page=1", &info);
+	E2E_CHECK(json_integer_value(json_object_get(info, "total_count")) ==
+	              (json_int_t)json_array_size(all),
+	          "unfiltered total_count is not the number of policies");
+}
+#define ASSERT_TOTALS_EXACT(s) assert_totals_exact_at((s), __FILE__, __LINE__)
+
+E2E_TEST(total_count_and_items_are_exact_after_mixed_writes)
+{
+	json_int_t *ids = make_fixture(s);
+	json_t *info, *result, *p;
+	char body[512];
+
+	ASSERT_TOTALS_EXACT(s);
+	for (int i = 0; i < 8; i++) /* every policy read once: any cache is warm */
+		E2E_FETCH(s, ids[i]);
+
+	/* an edit that flips flags */
+	E2E_OK(e2e_send(s, "PATCH", "{\"is_trusted_sender\":false,\"is_acceptable_sender\":true}",
+	                "%s/%lld", s->policies, (long long)ids[0]),
+	       200);
+	p = E2E_FETCH(s, ids[0]);
+	E2E_CHECK(!E2E_BOOL(p, "is_trusted_sender") && E2E_BOOL(p, "is_acceptable_sender"),
+	          "GET after an acknowledged edit shows the old flags");
+	result = list_ok(s, "pattern=a@example.com", &info);
+	E2E_CHECK(json_array_size(result) == 1 &&
+	              E2E_BOOL(json_array_get(result, 0), "is_acceptable_sender"),
+	          "the list after an acknowledged edit shows the old flags");
+	ASSERT_TOTALS_EXACT(s);
+
+	/* a delete */
+	E2E_OK(e2e_send(s, "DELETE", NULL, "%s/%lld", s->policies, (long long)ids[5]), 200);
+	E2E_ERR(e2e_get(s, "%s/%lld", s->policies, (long long)ids[5]), 404, 1002, NULL);
+	ASSERT_TOTALS_EXACT(s);
+
+	/* a single create: every page listed before it is out of date */
+	{
+		size_t before = json_array_size(E2E_LIST_ALL(s));
+		E2E_CREATE(s, e2e_email_body("single@example.com"));
+		E2E_CHECK(json_array_size(E2E_LIST_ALL(s)) == before + 1,
+		          "the list after an acknowledged create misses it");
+		result = list_ok(s, "per_page=1&pattern=single@example.com", &info);
+		E2E_CHECK(json_array_size(result) == 1, "the exact-pattern list misses a new policy");
+	}
+	ASSERT_TOTALS_EXACT(s);
+
+	/* a batch: delete, patch (flip verify_sender and comments), post */
+	snprintf(body, sizeof(body),
+	         "{\"deletes\":[{\"id\":%lld}],\"patches\":[{\"id\":%lld,\"verify_sender\":true,"
+	         "\"comments\":\"patched in a batch\"}],\"puts\":[],\"posts\":[%s]}",
+	         (long long)ids[6], (long long)ids[1], e2e_email_body("new@example.com"));
+	E2E_BATCH(s, body);
+	E2E_ERR(e2e_get(s, "%s/%lld", s->policies, (long long)ids[6]), 404, 1002, NULL);
+	p = E2E_FETCH(s, ids[1]);
+	E2E_CHECK(E2E_BOOL(p, "verify_sender") &&
+	              strcmp(E2E_STR(p, "comments"), "patched in a batch") == 0,
+	          "GET after an acknowledged batch patch shows the old policy");
+	ASSERT_TOTALS_EXACT(s);
+
+	/* a batch that fails on its last item changes nothing */
+	snprintf(body, sizeof(body),
+	         "{\"deletes\":[{\"id\":%lld}],\"patches\":[{\"id\":%lld,\"verify_sender\":false}],"
+	         "\"puts\":[],\"posts\":[%s]}",
+	         (long long)ids[3], (long long)ids[1], e2e_email_body("not an address"));
+	E2E_ERR(e2e_send(s, "POST", body, "%s/batch", s->policies), 400, 1001, "/posts/0/pattern");
+	E2E_FETCH(s, ids[3]);
+	E2E_CHECK(E2E_BOOL(E2E_FETCH(s, ids[1]), "verify_sender"),
+	          "a rolled-back batch patch is visible");
+	ASSERT_TOTALS_EXACT(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +651,7 @@ int main(void)
 	    E2E_CASE(direction_defaults_to_asc),
 	    E2E_CASE(default_order_is_by_id),
 	    E2E_CASE(order_applies_within_a_filter),
+	    E2E_CASE(total_count_and_items_are_exact_after_mixed_writes),
 	};
 	return cmocka_run_group_tests_name("e2e_list", tests, NULL, NULL);
 }

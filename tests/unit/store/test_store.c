@@ -431,7 +431,7 @@ static void data_survives_reopen(void **state)
 
 	allowd_store_free(f->s);
 	assert_int_equal(allowd_store_open(&f->s, &o), 0);
-	assert_int_equal(allowd_store_schema_version(f->s), 2);
+	assert_int_equal(allowd_store_schema_version(f->s), 3);
 	assert_int_equal(allowd_store_policy_get(f->s, &p, ACC, id), 0);
 	assert_string_equal(p->pattern, "persist@example.com");
 	allowd_policy_free(p);
