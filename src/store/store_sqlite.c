@@ -621,14 +621,20 @@ static int check_duplicate(conn *c, const char *account_id, const allowd_policy 
 
 /* ---- write jobs (run on the writer thread, inside a transaction) ---- */
 
-static int tx_create(conn *c, const char *account_id, allowd_policy *p)
+/*
+ * `check`, when not NULL, is the pattern check the caller ran before the job
+ * was queued (see "pattern checks" below): the writer reuses its verdict.
+ */
+static int tx_create(conn *c, const char *account_id, allowd_policy *p,
+		     const allowd_pattern_check *check)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	if (p->id)
 		return allowd_error_set(ALLOWD_EINVALID, "/id", "id is read-only");
-	if ((rc = allowd_policy_validate(p)) || (rc = check_duplicate(c, account_id, p)))
+	if ((rc = allowd_policy_validate_checked(p, check)) ||
+	    (rc = check_duplicate(c, account_id, p)))
 		return rc;
 	p->created_at = p->modified_at = allowd_now_ms();
 	if (!(st = stmt(c, ST_POLICY_INSERT)))
@@ -648,7 +654,7 @@ static int tx_create(conn *c, const char *account_id, allowd_policy *p)
 }
 
 static int tx_update(conn *c, allowd_policy **out, const char *account_id,
-		     const allowd_policy_patch *patch, bool replace)
+		     const allowd_policy_patch *patch, bool replace, const allowd_pattern_check *check)
 {
 	allowd_policy *p = NULL;
 	sqlite3_stmt *st;
@@ -661,7 +667,8 @@ static int tx_update(conn *c, allowd_policy **out, const char *account_id,
 		allowd_policy_set_string(&p->comments, NULL);
 		p->is_trusted_sender = p->is_acceptable_sender = p->is_exempt_recipient = false;
 	}
-	if ((rc = allowd_policy_apply_patch(p, patch)) || (rc = allowd_policy_validate(p)) ||
+	if ((rc = allowd_policy_apply_patch(p, patch)) ||
+	    (rc = allowd_policy_validate_checked(p, check)) ||
 	    (rc = check_duplicate(c, account_id, p)))
 		goto out;
 	now = allowd_now_ms();
@@ -713,18 +720,19 @@ struct policy_args {
 	int64_t id;
 	const allowd_batch *batch;
 	allowd_batch_result *result;
+	const allowd_pattern_check *checks; /* one per patch, put and post, or NULL */
 };
 
 static int job_create(conn *c, void *arg)
 {
 	struct policy_args *a = arg;
-	return tx_create(c, a->account_id, a->policy);
+	return tx_create(c, a->account_id, a->policy, a->checks);
 }
 
 static int job_update(conn *c, void *arg)
 {
 	struct policy_args *a = arg;
-	return tx_update(c, a->out, a->account_id, a->patch, false);
+	return tx_update(c, a->out, a->account_id, a->patch, false, a->checks);
 }
 
 static int job_delete(conn *c, void *arg)
@@ -745,6 +753,7 @@ static int job_batch(conn *c, void *arg)
 	struct policy_args *a = arg;
 	const allowd_batch *b = a->batch;
 	allowd_batch_result *r = a->result;
+	const allowd_pattern_check *ck = a->checks;
 	char where[64];
 	int rc = 0;
 	size_t i;
@@ -764,14 +773,16 @@ static int job_batch(conn *c, void *arg)
 		r->deleted[i] = b->deletes[i];
 	}
 	for (i = 0; i < b->n_patches; i++) {
-		if ((rc = tx_update(c, &r->patched.items[i], a->account_id, &b->patches[i], false))) {
+		if ((rc = tx_update(c, &r->patched.items[i], a->account_id, &b->patches[i], false,
+				    ck ? &ck[i] : NULL))) {
 			snprintf(where, sizeof(where), "/patches/%zu", i);
 			goto item_failed;
 		}
 		r->patched.count++;
 	}
 	for (i = 0; i < b->n_puts; i++) {
-		if ((rc = tx_update(c, &r->put.items[i], a->account_id, &b->puts[i], true))) {
+		if ((rc = tx_update(c, &r->put.items[i], a->account_id, &b->puts[i], true,
+				    ck ? &ck[b->n_patches + i] : NULL))) {
 			snprintf(where, sizeof(where), "/puts/%zu", i);
 			goto item_failed;
 		}
@@ -780,7 +791,8 @@ static int job_batch(conn *c, void *arg)
 	for (i = 0; i < b->n_posts; i++) {
 		allowd_policy *p = NULL;
 		if ((rc = allowd_policy_dup(&p, b->posts[i])) ||
-		    (rc = tx_create(c, a->account_id, p))) {
+		    (rc = tx_create(c, a->account_id, p,
+				    ck ? &ck[b->n_patches + b->n_puts + i] : NULL))) {
 			allowd_policy_free(p);
 			snprintf(where, sizeof(where), "/posts/%zu", i);
 			goto item_failed;
@@ -797,17 +809,85 @@ fail:
 	return rc;
 }
 
+/*
+ * ---- pattern checks --------------------------------------------------
+ *
+ * A pattern check (for a regex: a PCRE2 compile and a cost probe, up to
+ * ~100 ms) needs no database, so it runs here, on the caller's thread,
+ * before the job is queued; the writer, which every client's write waits
+ * for, only compares the policy's (type, is_regex, pattern) with the one
+ * checked and keeps what needs the database: the existence of the row, the
+ * duplicate check and the id.  An edit is checked against the row as read
+ * now; when the writer finds another key (a concurrent edit, or an earlier
+ * item of the same batch), it checks that one itself, so a stale check
+ * costs time, never correctness.
+ */
+
+/*
+ * Checks the pattern an edit (PATCH or PUT: a replacement resets only the
+ * flags and comments) of a stored policy would leave.
+ */
+static int check_edit(sq *s, allowd_pattern_check *out, const char *account_id,
+		      const allowd_policy_patch *patch)
+{
+	const unsigned key = ALLOWD_FIELD_PATTERN | ALLOWD_FIELD_PATTERN_TYPE | ALLOWD_FIELD_IS_REGEX;
+	allowd_policy *row = NULL;
+	conn *c;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((patch->fields & key) == key)
+		return allowd_pattern_check_run(out, patch->v.pattern_type, patch->v.is_regex,
+						patch->v.pattern);
+	/* no row (yet) or no reader: nothing is checked here; the writer decides */
+	if (reader(&c, s) || get_policy(c, &row, account_id, patch->id))
+		return 0;
+	rc = allowd_policy_apply_patch(row, patch);
+	if (rc == 0)
+		rc = allowd_pattern_check_run(out, row->pattern_type, row->is_regex, row->pattern);
+	allowd_policy_free(row);
+	return rc;
+}
+
+static void checks_free(allowd_pattern_check *checks, size_t n)
+{
+	for (size_t i = 0; checks && i < n; i++)
+		allowd_pattern_check_clear(&checks[i]);
+	free(checks);
+}
+
 static int sq_policy_create(void *impl, const char *account_id, allowd_policy *p)
 {
 	struct policy_args a = {.account_id = account_id, .policy = p};
-	return run_write(impl, job_create, &a);
+	allowd_pattern_check check;
+	int rc;
+
+	if (p->id)
+		return allowd_error_set(ALLOWD_EINVALID, "/id", "id is read-only");
+	if ((rc = allowd_pattern_check_run(&check, p->pattern_type, p->is_regex, p->pattern)))
+		return rc;
+	/* every rule but the duplicate check needs no database: fail without queueing */
+	if ((rc = allowd_policy_validate_checked(p, &check)) == 0) {
+		a.checks = &check;
+		rc = run_write(impl, job_create, &a);
+	}
+	allowd_pattern_check_clear(&check);
+	return rc;
 }
 
 static int sq_policy_update(void *impl, allowd_policy **out, const char *account_id,
 			    const allowd_policy_patch *patch)
 {
 	struct policy_args a = {.account_id = account_id, .out = out, .patch = patch};
-	return run_write(impl, job_update, &a);
+	allowd_pattern_check check;
+	int rc;
+
+	if ((rc = check_edit(impl, &check, account_id, patch)))
+		return rc;
+	a.checks = &check;
+	rc = run_write(impl, job_update, &a);
+	allowd_pattern_check_clear(&check);
+	return rc;
 }
 
 static int sq_policy_delete(void *impl, const char *account_id, int64_t id)
@@ -820,7 +900,27 @@ static int sq_batch(void *impl, allowd_batch_result *out, const char *account_id
 		    const allowd_batch *b)
 {
 	struct policy_args a = {.account_id = account_id, .batch = b, .result = out};
-	return run_write(impl, job_batch, &a);
+	size_t n = b->n_patches + b->n_puts + b->n_posts, i;
+	allowd_pattern_check *checks = NULL;
+	int rc = 0;
+
+	if (n && !(checks = calloc(n, sizeof(*checks))))
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	for (i = 0; i < b->n_patches && !rc; i++)
+		rc = check_edit(impl, &checks[i], account_id, &b->patches[i]);
+	for (i = 0; i < b->n_puts && !rc; i++)
+		rc = check_edit(impl, &checks[b->n_patches + i], account_id, &b->puts[i]);
+	for (i = 0; i < b->n_posts && !rc; i++) {
+		const allowd_policy *p = b->posts[i];
+		rc = allowd_pattern_check_run(&checks[b->n_patches + b->n_puts + i],
+					      p->pattern_type, p->is_regex, p->pattern);
+	}
+	if (rc == 0) {
+		a.checks = checks;
+		rc = run_write(impl, job_batch, &a);
+	}
+	checks_free(checks, n);
+	return rc;
 }
 
 /* ---- reads ---------------------------------------------------------- */
