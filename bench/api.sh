@@ -30,6 +30,7 @@
 #   BENCH_QUIET_PCT=15       in which other processes use < this % of all CPUs
 #   BENCH_ALLOWD_ARGS="..."  extra allowd flags, e.g. "--max-header-bytes 8192"
 #   BENCH_PROFILE=1          perf-record allowd during its runs, print top symbols
+#   BENCH_ONLY=create        only the durable-creates run (no nginx, no read runs)
 #   ALLOWD_BIN=build/allowd  the server under test (built if missing)
 set -euo pipefail
 
@@ -47,6 +48,8 @@ ALLOWD_BIN=${ALLOWD_BIN:-$ROOT/build/allowd}
 PROFILE=${BENCH_PROFILE:-0}
 read -r -a EXTRA_ARGS <<<"${BENCH_ALLOWD_ARGS:-}"
 FSYNC_SECONDS=${BENCH_FSYNC_SECONDS:-3}
+ONLY=${BENCH_ONLY:-all}
+case "$ONLY" in all | create) ;; *) echo "BENCH_ONLY must be all or create" >&2; exit 2 ;; esac
 
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -212,6 +215,7 @@ ONE_BYTES=$(wc -c <"$WORK/www/policy.json")
 LIST_BYTES=$(wc -c <"$WORK/www/list.json")
 log "GET one: id $ONE_ID, $ONE_BYTES bytes; list page ($LIST_QUERY): $LIST_COUNT of $LIST_TOTAL, $LIST_BYTES bytes"
 
+if [ "$ONLY" = all ]; then
 # ---- nginx (2 workers) serving those bodies -----------------------------
 chmod 755 "$WORK" "$WORK/www"
 chmod 644 "$WORK/www/"*.json
@@ -270,6 +274,7 @@ NGINX_ONE_URL="http://127.0.0.1:$NGINX_PORT/policy.json"
 NGINX_LIST_URL="http://127.0.0.1:$NGINX_PORT/list.json"
 cmp -s <(curl -sS "$NGINX_ONE_URL") "$WORK/www/policy.json" || die "nginx does not serve policy.json verbatim"
 log "nginx pid $NGINX_PID on 127.0.0.1:$NGINX_PORT (2 workers)"
+fi
 
 # ---- 3. wrk runs ------------------------------------------------------------
 # CPU accounting, because a shared 2-CPU machine makes a noisy bench: for each
@@ -292,6 +297,7 @@ proc_cpu() { # jiffies used so far by these processes (all their threads)
 }
 nginx_cpu() { # the master and its workers
 	local workers
+	[ -n "$NGINX_PID" ] || { echo 0; return; }
 	mapfile -t workers < <(pgrep -P "$NGINX_PID" 2>/dev/null || true)
 	proc_cpu "$NGINX_PID" "${workers[@]}"
 }
@@ -394,10 +400,12 @@ wrk_sockerr() {
 	awk '/Socket errors:/{gsub(/,/, ""); print $4 + $6 + $8 + $10}' "$WORK/wrk.$1" | grep . || echo 0
 }
 
-wrk_run nginx_one "$NGINX_ONE_URL"
-wrk_run allowd_one "$ONE_URL"
-wrk_run nginx_list "$NGINX_LIST_URL"
-wrk_run allowd_list "$LIST_URL"
+if [ "$ONLY" = all ]; then
+	wrk_run nginx_one "$NGINX_ONE_URL"
+	wrk_run allowd_one "$ONE_URL"
+	wrk_run nginx_list "$NGINX_LIST_URL"
+	wrk_run allowd_list "$LIST_URL"
+fi
 measure_fsync # second sample, after the read runs and just before the writes
 RUN_TAG="r$(date +%s)$$"
 BEFORE=$POLICIES
@@ -409,6 +417,7 @@ CREATED=$((AFTER - BEFORE))
 
 # ---- 4. report --------------------------------------------------------------
 RUNS=(nginx_one allowd_one nginx_list allowd_list allowd_create)
+[ "$ONLY" = all ] || RUNS=(allowd_create)
 for n in "${RUNS[@]}"; do
 	[ -n "$(wrk_rps "$n")" ] || { cat "$WORK/wrk.$n" >&2; die "no wrk figures for $n"; }
 done
@@ -428,17 +437,20 @@ verdict() {
 	awk "BEGIN{ exit !($cond) }" && echo PASS || echo MISS
 }
 
-ONE_RATIO=$(calc "$(wrk_rps allowd_one) / $(wrk_rps nginx_one)")
-LIST_RATIO=$(calc "$(wrk_rps allowd_list) / $(wrk_rps nginx_list)")
-LIST_P99=$(wrk_p99 allowd_list)
+ONE_RATIO=- LIST_RATIO=- LIST_P99=- V_ONE=skipped V_LIST=skipped
+if [ "$ONLY" = all ]; then
+	ONE_RATIO=$(calc "$(wrk_rps allowd_one) / $(wrk_rps nginx_one)")
+	LIST_RATIO=$(calc "$(wrk_rps allowd_list) / $(wrk_rps nginx_list)")
+	LIST_P99=$(wrk_p99 allowd_list)
+	V_ONE=$(verdict "$ONE_RATIO >= 1.0" allowd_one nginx_one)
+	V_LIST=$(verdict "$LIST_P99 <= 10" allowd_list)
+fi
 # Durable creates/s: only 2xx answers count (a 4xx was not a write).
 C_REQS=$(wrk_reqs allowd_create)
 C_BAD=$(wrk_non2xx allowd_create)
 CREATE_RPS=$(calc "$(wrk_rps allowd_create) * ($C_REQS - $C_BAD) / ($C_REQS > 0 ? $C_REQS : 1)")
 CREATE_RATIO=$(calc "$CREATE_RPS / $FSYNC_RATE")
 
-V_ONE=$(verdict "$ONE_RATIO >= 1.0" allowd_one nginx_one)
-V_LIST=$(verdict "$LIST_P99 <= 10" allowd_list)
 V_CREATE=$(verdict "$CREATE_RATIO >= 3" allowd_create)
 
 # Commits during the create run (fdatasync + fsync calls by allowd).
@@ -452,7 +464,11 @@ echo
 echo "allowd benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  host $(hostname), $(nproc) CPUs, $(uname -r)," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk: $CONNS keep-alive connections, $WRK_THREADS threads, ${DURATION}s per run (+${WARMUP}s warm-up)"
-echo "allowd $(basename "$ALLOWD_BIN") ${ALLOWD_ARGS[*]}; nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 2 workers, access_log off"
+if [ "$ONLY" = all ]; then
+	echo "allowd $(basename "$ALLOWD_BIN") ${ALLOWD_ARGS[*]}; nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 2 workers, access_log off"
+else
+	echo "allowd $(basename "$ALLOWD_BIN") ${ALLOWD_ARGS[*]}; BENCH_ONLY=$ONLY"
+fi
 echo "data: $POLICIES policies (seeded by batch in ${seed_secs}s)"
 echo "GET one: /allow_policies/$ONE_ID ($ONE_BYTES bytes); list: ?$LIST_QUERY ($LIST_COUNT of $LIST_TOTAL matching, $LIST_BYTES bytes)"
 echo "disk: fdatasync ${FSYNC_RATE}/s (best of samples: $FSYNC_SAMPLES; p50 ${FSYNC_P50} us; 4 KiB pwrite + fdatasync, one at a time, in $TMPBASE)"

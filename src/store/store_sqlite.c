@@ -20,9 +20,11 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- schema and migrations ------------------------------------------ */
 
@@ -217,6 +219,10 @@ typedef struct sq {
 	int writer_started;
 	allowd_store_hook hook; /* set before writes start; read by the writer */
 	void *hook_ctx;
+	struct writer_stats {   /* the writer's own; logged when the store closes */
+		uint64_t commits, jobs, biggest;
+		uint64_t ns_jobs, ns_commit, ns_hook; /* writer time: jobs, COMMIT, hook */
+	} stats;
 } sq;
 
 static int db_error(sqlite3 *db, const char *what)
@@ -333,14 +339,44 @@ static int reader(conn **out, sq *s)
 
 /* ---- the writer thread ---------------------------------------------- */
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Appends the changes of a committed job to the group's; false when memory
+ * ran out (the caller then hands the job's changes on alone).
+ */
+static bool changes_append(changes *all, const changes *one)
+{
+	if (all->n + one->n > all->cap) {
+		size_t ncap = all->cap ? all->cap : 16;
+		allowd_change *v;
+		while (ncap < all->n + one->n)
+			ncap *= 2;
+		if (!(v = realloc(all->v, ncap * sizeof(*v))))
+			return false;
+		all->v = v;
+		all->cap = ncap;
+	}
+	memcpy(all->v + all->n, one->v, one->n * sizeof(*one->v));
+	all->n += one->n;
+	return true;
+}
+
 static void *writer_main(void *arg)
 {
 	sq *s = arg;
 	conn *c = s->writer;
+	changes group = {0}; /* the changes of a commit, in commit order, for the hook */
 
 	for (;;) {
 		job *batch, *j;
 		int rc = 0;
+		uint64_t t0, t1, t2, n_jobs = 0;
 
 		pthread_mutex_lock(&s->lock);
 		while (!s->queue_head && !s->stopping)
@@ -351,6 +387,7 @@ static void *writer_main(void *arg)
 		if (!batch)
 			break; /* stopping and drained */
 
+		t0 = mono_ns();
 		rc = conn_exec(c, "BEGIN IMMEDIATE");
 		for (j = batch; j; j = j->next) {
 			if (rc) {
@@ -406,6 +443,7 @@ static void *writer_main(void *arg)
 		}
 		if (rc && !sqlite3_get_autocommit(c->db))
 			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		t1 = mono_ns();
 		if (!rc && (rc = conn_exec(c, "COMMIT")) != 0) {
 			allowd_error commit_err = *allowd_error_last();
 			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
@@ -415,16 +453,39 @@ static void *writer_main(void *arg)
 					j->err = commit_err;
 				}
 		}
-		/* durable now: tell the hook, in commit order, before anyone is answered */
+		t2 = mono_ns();
+		/*
+		 * Durable now: tell the hook, in commit order, before anyone is
+		 * answered -- once for the whole group, so that the engine makes one
+		 * new view per account and commit rather than one per write.
+		 */
+		group.n = 0;
 		for (j = batch; j; j = j->next) {
-			if (!rc && j->rc == 0 && s->hook && j->changes.n)
+			n_jobs++;
+			if (!rc && j->rc == 0 && s->hook && j->changes.n &&
+			    !changes_append(&group, &j->changes)) {
+				if (group.n)
+					s->hook(s->hook_ctx, group.v, group.n);
+				group.n = 0;
 				s->hook(s->hook_ctx, j->changes.v, j->changes.n);
+			}
 			if (j->changes.oom)
 				log_error("store: out of memory recording changes; the engine may "
 					  "be stale until restart");
+		}
+		if (group.n)
+			s->hook(s->hook_ctx, group.v, group.n);
+		for (j = batch; j; j = j->next) {
 			free(j->changes.v);
 			j->changes = (changes){0};
 		}
+		s->stats.commits++;
+		s->stats.jobs += n_jobs;
+		if (n_jobs > s->stats.biggest)
+			s->stats.biggest = n_jobs;
+		s->stats.ns_jobs += t1 - t0;
+		s->stats.ns_commit += t2 - t1;
+		s->stats.ns_hook += mono_ns() - t2;
 
 		pthread_mutex_lock(&s->lock);
 		for (j = batch; j;) {
@@ -440,6 +501,7 @@ static void *writer_main(void *arg)
 		pthread_cond_broadcast(&s->done);
 		pthread_mutex_unlock(&s->lock);
 	}
+	free(group.v);
 	return NULL;
 }
 
@@ -1645,6 +1707,17 @@ static void sq_close(void *impl)
 		pthread_cond_signal(&s->wake);
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->writer_thread, NULL);
+		if (s->stats.commits) {
+			const struct writer_stats *w = &s->stats;
+			double per = (double)w->commits * 1000.0;
+			log_info("store: writer: %llu jobs in %llu commits (%.2f per commit, at most "
+				 "%llu); per commit %.1f us running jobs, %.1f us committing, "
+				 "%.1f us in the hook",
+				 (unsigned long long)w->jobs, (unsigned long long)w->commits,
+				 (double)w->jobs / (double)w->commits,
+				 (unsigned long long)w->biggest, (double)w->ns_jobs / per,
+				 (double)w->ns_commit / per, (double)w->ns_hook / per);
+		}
 	}
 	pthread_mutex_lock(&s->conns_lock);
 	while ((c = s->conns)) {

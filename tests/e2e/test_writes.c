@@ -3,8 +3,10 @@
  * write needs (a regex's compile and cost probe) run on the requesting
  * client's thread, not on the store's single writer, so one client's costly
  * batch does not hold up everyone else's writes (docs/reliability.md, bug 8);
- * and a check made before the write is queued never overrides what the
- * writer finds in the database.
+ * a check made before the write is queued never overrides what the writer
+ * finds in the database; and policies that switch between exact patterns
+ * and regexes are in effect at once, across the engine's background
+ * rebuilds (which recompile the regexes only when a regex changed).
  */
 #include "harness.h"
 
@@ -281,6 +283,95 @@ E2E_TEST(a_batch_reports_its_first_failing_item_even_when_a_later_pattern_is_inv
 	E2E_ERR(r, 400, 0, "/deletes/0/id");
 }
 
+/* ---- exact patterns and regexes across rebuilds ---------------------- */
+
+/* Whether an evaluation of a message from `from` matches policy `id` on envelope_from. */
+static bool matched_at(e2e_server *s, const char *from, json_int_t id, const char *file, int line)
+{
+	json_t *msg = e2e_keep(json_pack("{s:s,s:[s]}", "envelope_from", from, "recipients",
+	                                 "nobody@rcpt.example"));
+	e2e_response *r = e2e_send(s, "POST", e2e_dumps(msg), "/allowd/v1/accounts/%s/evaluate",
+	                           s->account_id);
+	json_t *d = e2e_assert_ok_at(r, 200, file, line);
+	json_t *ms = e2e_arr_at(d, "matches", file, line), *m;
+	size_t i;
+	int hits = 0;
+	json_array_foreach(ms, i, m)
+	{
+		if (e2e_int_at(m, "policy_id", file, line) == id &&
+		    strcmp(e2e_str_at(m, "field", file, line), "envelope_from") == 0)
+			hits++;
+	}
+	if (hits > 1)
+		e2e_fail_at(file, line, "policy %lld matched %d times: %s", (long long)id, hits,
+		            r->body);
+	return hits == 1;
+}
+#define MATCHED(s, from, id) matched_at((s), (from), (id), __FILE__, __LINE__)
+
+static char *swap_body(int i, bool regex)
+{
+	json_t *o = regex ? regex_policy(e2e_strf("u%d@(swap|other)\\.example", i))
+	                  : e2e_policy_obj(e2e_strf("u%d@swap.example", i), "EMAIL", false, true,
+	                                   false, false, false, NULL);
+	return e2e_dumps(o);
+}
+
+E2E_TEST(policies_switched_between_exact_and_regex_are_in_effect_across_rebuilds)
+{
+	enum { N = 30, ROUNDS = 8 };
+	json_int_t ids[N];
+	bool rx[N];
+
+	for (int i = 0; i < N; i++) {
+		rx[i] = i % 2;
+		ids[i] = E2E_INT(E2E_CREATE(s, swap_body(i, rx[i])), "id");
+		assert_true(MATCHED(s, e2e_strf("u%d@swap.example", i), ids[i]));
+	}
+	for (int round = 0; round < ROUNDS; round++) {
+		/* new ids: the delta outgrows its 64 entries each round, so rebuilds run */
+		json_t *fill = e2e_keep(json_array());
+		for (int k = 0; k < 50; k++)
+			json_array_append(fill, e2e_policy_obj(e2e_strf("f%d-%d@fill.example", round, k),
+			                                       "EMAIL", false, true, false, false, false,
+			                                       NULL));
+		E2E_BATCH(s, e2e_batch_posts_body(fill));
+		/* meanwhile the rebuild folds the previous round's writes into the base */
+		for (int i = 0; i < N; i++)
+			E2E_CHECK(MATCHED(s, e2e_strf("u%d@swap.example", i), ids[i]),
+			          "round %d: policy %lld (%s) is not in effect", round,
+			          (long long)ids[i], rx[i] ? "a regex" : "exact");
+		for (int i = 0; i < N; i++) {
+			const char *from = e2e_strf("u%d@swap.example", i);
+			rx[i] = !rx[i];
+			const char *body =
+			    rx[i] ? e2e_strf("{\"is_regex\":true,\"pattern\":\"u%d@(swap|other)"
+			                     "\\\\.example\"}",
+			                     i)
+			          : e2e_strf("{\"is_regex\":false,\"pattern\":\"u%d@swap.example\"}",
+			                     i);
+			e2e_response *r =
+			    e2e_send(s, "PATCH", body, "%s/%lld", s->policies, (long long)ids[i]);
+			E2E_OK(r, 200);
+			E2E_CHECK(MATCHED(s, from, ids[i]),
+			          "round %d: policy %lld (%s, now %s) is not in effect", round,
+			          (long long)ids[i], from, rx[i] ? "a regex" : "exact");
+		}
+		/* a delete, then the same address again as the other kind */
+		int i = round % N;
+		const char *from = e2e_strf("u%d@swap.example", i);
+		E2E_OK(e2e_send(s, "DELETE", NULL, "%s/%lld", s->policies, (long long)ids[i]), 200);
+		E2E_CHECK(!MATCHED(s, from, ids[i]), "deleted policy %lld still matches",
+		          (long long)ids[i]);
+		rx[i] = !rx[i];
+		ids[i] = E2E_INT(E2E_CREATE(s, swap_body(i, rx[i])), "id");
+		assert_true(MATCHED(s, from, ids[i]));
+	}
+	for (int i = 0; i < N; i++)
+		E2E_CHECK(MATCHED(s, e2e_strf("u%d@swap.example", i), ids[i]),
+		          "policy %lld is not in effect at the end", (long long)ids[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +381,7 @@ int main(void)
 	    E2E_CASE(a_patch_of_the_pattern_alone_is_checked_against_the_stored_type),
 	    E2E_CASE(an_earlier_item_of_a_batch_changes_how_a_later_pattern_is_checked),
 	    E2E_CASE(a_batch_reports_its_first_failing_item_even_when_a_later_pattern_is_invalid),
+	    E2E_CASE(policies_switched_between_exact_and_regex_are_in_effect_across_rebuilds),
 	};
 	return cmocka_run_group_tests_name("e2e_writes", tests, NULL, NULL);
 }
