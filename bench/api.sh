@@ -154,7 +154,8 @@ measure_fsync
 # ---- 2. allowd, seeded ------------------------------------------------------
 # A per-credential request limit (Cloudflare's 1200 per 5 minutes) would turn
 # a load test into a 429 test: switch it off where this allowd has one.
-ALLOWD_ARGS=(--threads "$ALLOWD_THREADS" --access-log false --log-level warn)
+# info: the store's writer reports its group commits (jobs per commit, time) when it stops
+ALLOWD_ARGS=(--threads "$ALLOWD_THREADS" --access-log false --log-level info)
 "$ALLOWD_BIN" --help 2>&1 | grep -q -- '--rate-limit ' && ALLOWD_ARGS+=(--rate-limit 0)
 ALLOWD_ARGS+=(${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})
 log "starting allowd ${ALLOWD_ARGS[*]}"
@@ -414,6 +415,11 @@ wrk_run allowd_create "$BASE" -s "$ROOT/bench/create.lua" -- "$RUN_TAG"
 # Every acknowledged create must be in the store.
 AFTER=$(total_count)
 CREATED=$((AFTER - BEFORE))
+# Stopping allowd makes its writer report the group commits of the whole run
+# (seeding included).
+stop_pid "$ALLOWD_PID" TERM
+ALLOWD_PID=""
+WRITER_STATS=$(sed -n 's/.*store: writer: //p' "$WORK/allowd.log" | tail -n1)
 
 # ---- 4. report --------------------------------------------------------------
 RUNS=(nginx_one allowd_one nginx_list allowd_list allowd_create)
@@ -501,6 +507,7 @@ if [ -n "$SYNCS" ] && ((SYNCS > 0)); then
 	echo "group commit: allowd called fdatasync/fsync $SYNCS times during the create run:" \
 		"$(calc "$SYNCS / $DURATION")/s, $(calc "($C_REQS - $C_BAD) / $SYNCS") creates per sync"
 fi
+[ -z "$WRITER_STATS" ] || echo "store writer (whole run, seeding included): $WRITER_STATS"
 echo "durability check: wrk counted $C_REQS create answers ($C_BAD non-2xx); the list grew from" \
 	"$BEFORE to $AFTER (+$CREATED; a few more than answered is normal: in flight when wrk stopped)"
 if ((CREATED < C_REQS - C_BAD)); then
