@@ -212,12 +212,11 @@ E2E_TEST(a_batch_editing_patterns_into_costly_regexes_does_not_hold_up_other_cli
 	/* only the pattern changes: its type and is_regex come from the stored row */
 	json_t *patches = e2e_keep(json_array());
 	for (size_t i = 0; i < json_array_size(made); i++)
-		json_array_append_new(patches,
-		                      json_pack("{s:I,s:s}", "id",
-		                                E2E_INT(json_array_get(made, i), "id"), "pattern",
-		                                quadratic_regex((int)i)));
-	json_t *body = e2e_keep(json_pack("{s:[],s:O,s:[],s:[]}", "deletes", "patches", patches,
-	                                  "puts", "posts"));
+		json_array_append_new(patches, json_pack("{s:I,s:s}", "id",
+		                                         E2E_INT(json_array_get(made, i), "id"),
+		                                         "pattern", quadratic_regex((int)i)));
+	json_t *body = e2e_keep(
+	    json_pack("{s:[],s:O,s:[],s:[]}", "deletes", "patches", patches, "puts", "posts"));
 	struct slow_request q = {.s = s,
 	                         .method = "POST",
 	                         .path = e2e_strf("%s/batch", s->policies),
@@ -231,8 +230,8 @@ E2E_TEST(a_batch_editing_patterns_into_costly_regexes_does_not_hold_up_other_cli
 E2E_TEST(a_patch_of_the_pattern_alone_is_checked_against_the_stored_type)
 {
 	json_int_t id = E2E_INT(E2E_CREATE(s, e2e_dumps(regex_policy("ok.*@example\\.com"))), "id");
-	e2e_response *r = e2e_send(s, "PATCH", "{\"pattern\":\"(a+)+$\"}", "%s/%lld", s->policies,
-	                           (long long)id);
+	e2e_response *r =
+	    e2e_send(s, "PATCH", "{\"pattern\":\"(a+)+$\"}", "%s/%lld", s->policies, (long long)id);
 	json_t *err = E2E_ERR(r, 400, 0, "/pattern");
 	E2E_CHECK(e2e_contains_ci(E2E_STR(err, "message"), "too costly"), "%s", e2e_dumps(err));
 	r = e2e_send(s, "PATCH", "{\"pattern\":\"fine.*@example\\\\.com\"}", "%s/%lld", s->policies,
@@ -288,10 +287,10 @@ E2E_TEST(a_batch_reports_its_first_failing_item_even_when_a_later_pattern_is_inv
 /* Whether an evaluation of a message from `from` matches policy `id` on envelope_from. */
 static bool matched_at(e2e_server *s, const char *from, json_int_t id, const char *file, int line)
 {
-	json_t *msg = e2e_keep(json_pack("{s:s,s:[s]}", "envelope_from", from, "recipients",
-	                                 "nobody@rcpt.example"));
-	e2e_response *r = e2e_send(s, "POST", e2e_dumps(msg), "/allowd/v1/accounts/%s/evaluate",
-	                           s->account_id);
+	json_t *msg = e2e_keep(
+	    json_pack("{s:s,s:[s]}", "envelope_from", from, "recipients", "nobody@rcpt.example"));
+	e2e_response *r =
+	    e2e_send(s, "POST", e2e_dumps(msg), "/allowd/v1/accounts/%s/evaluate", s->account_id);
 	json_t *d = e2e_assert_ok_at(r, 200, file, line);
 	json_t *ms = e2e_arr_at(d, "matches", file, line), *m;
 	size_t i;
@@ -332,9 +331,9 @@ E2E_TEST(policies_switched_between_exact_and_regex_are_in_effect_across_rebuilds
 		/* new ids: the delta outgrows its 64 entries each round, so rebuilds run */
 		json_t *fill = e2e_keep(json_array());
 		for (int k = 0; k < 50; k++)
-			json_array_append(fill, e2e_policy_obj(e2e_strf("f%d-%d@fill.example", round, k),
-			                                       "EMAIL", false, true, false, false, false,
-			                                       NULL));
+			json_array_append(
+			    fill, e2e_policy_obj(e2e_strf("f%d-%d@fill.example", round, k), "EMAIL",
+			                         false, true, false, false, false, NULL));
 		E2E_BATCH(s, e2e_batch_posts_body(fill));
 		/* meanwhile the rebuild folds the previous round's writes into the base */
 		for (int i = 0; i < N; i++)
@@ -348,8 +347,8 @@ E2E_TEST(policies_switched_between_exact_and_regex_are_in_effect_across_rebuilds
 			    rx[i] ? e2e_strf("{\"is_regex\":true,\"pattern\":\"u%d@(swap|other)"
 			                     "\\\\.example\"}",
 			                     i)
-			          : e2e_strf("{\"is_regex\":false,\"pattern\":\"u%d@swap.example\"}",
-			                     i);
+			          : e2e_strf(
+			                "{\"is_regex\":false,\"pattern\":\"u%d@swap.example\"}", i);
 			e2e_response *r =
 			    e2e_send(s, "PATCH", body, "%s/%lld", s->policies, (long long)ids[i]);
 			E2E_OK(r, 200);

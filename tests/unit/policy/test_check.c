@@ -32,8 +32,8 @@ static void a_valid_pattern_records_its_normalised_form(void **state)
 {
 	allowd_pattern_check c;
 	(void)state;
-	assert_int_equal(allowd_pattern_check_run(&c, ALLOWD_PATTERN_EMAIL, false, "Bob@Example.COM"),
-	                 0);
+	assert_int_equal(
+	    allowd_pattern_check_run(&c, ALLOWD_PATTERN_EMAIL, false, "Bob@Example.COM"), 0);
 	assert_int_equal(c.rc, 0);
 	assert_string_equal(c.norm, "bob@example.com");
 	assert_null(c.error);
@@ -102,9 +102,8 @@ static void a_verdict_for_another_key_is_ignored(void **state)
 	allowd_policy *other = policy(ALLOWD_PATTERN_EMAIL, true, "y[0-9]@example.com");
 	(void)state;
 	/* valid as a regex of type EMAIL */
-	assert_int_equal(allowd_pattern_check_run(&c, ALLOWD_PATTERN_EMAIL, true,
-	                                          "x[0-9]@example.com"),
-	                 0);
+	assert_int_equal(
+	    allowd_pattern_check_run(&c, ALLOWD_PATTERN_EMAIL, true, "x[0-9]@example.com"), 0);
 	assert_int_equal(c.rc, 0);
 	assert_int_equal(allowd_policy_validate_checked(as_email, &c), ALLOWD_EINVALID);
 	assert_int_equal(allowd_policy_validate_checked(as_domain, &c), 0);
@@ -112,9 +111,8 @@ static void a_verdict_for_another_key_is_ignored(void **state)
 	allowd_pattern_check_clear(&c);
 
 	/* invalid as an address; the regex policy is valid all the same */
-	assert_int_equal(allowd_pattern_check_run(&c, ALLOWD_PATTERN_EMAIL, false,
-	                                          "y[0-9]@example.com"),
-	                 0);
+	assert_int_equal(
+	    allowd_pattern_check_run(&c, ALLOWD_PATTERN_EMAIL, false, "y[0-9]@example.com"), 0);
 	assert_int_equal(c.rc, ALLOWD_EINVALID);
 	assert_int_equal(allowd_policy_validate_checked(other, &c), 0);
 	allowd_pattern_check_clear(&c);
