@@ -158,7 +158,8 @@ measure_fsync
 # ---- 2. allowd, seeded ------------------------------------------------------
 # A per-credential request limit (Cloudflare's 1200 per 5 minutes) would turn
 # a load test into a 429 test: switch it off where this allowd has one.
-ALLOWD_ARGS=(--threads "$ALLOWD_THREADS" --access-log false --log-level warn)
+# info: the store's writer reports its group commits (jobs per commit, time) when it stops
+ALLOWD_ARGS=(--threads "$ALLOWD_THREADS" --access-log false --log-level info)
 "$ALLOWD_BIN" --help 2>&1 | grep -q -- '--rate-limit ' && ALLOWD_ARGS+=(--rate-limit 0)
 ALLOWD_ARGS+=(${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"})
 log "starting allowd ${ALLOWD_ARGS[*]}"
@@ -219,6 +220,7 @@ ONE_BYTES=$(wc -c <"$WORK/www/policy.json")
 LIST_BYTES=$(wc -c <"$WORK/www/list.json")
 log "GET one: id $ONE_ID, $ONE_BYTES bytes; list page ($LIST_QUERY): $LIST_COUNT of $LIST_TOTAL, $LIST_BYTES bytes"
 
+if want one || want list; then
 # ---- nginx (2 workers) serving those bodies -----------------------------
 chmod 755 "$WORK" "$WORK/www"
 chmod 644 "$WORK/www/"*.json
@@ -277,6 +279,7 @@ NGINX_ONE_URL="http://127.0.0.1:$NGINX_PORT/policy.json"
 NGINX_LIST_URL="http://127.0.0.1:$NGINX_PORT/list.json"
 cmp -s <(curl -sS "$NGINX_ONE_URL") "$WORK/www/policy.json" || die "nginx does not serve policy.json verbatim"
 log "nginx pid $NGINX_PID on 127.0.0.1:$NGINX_PORT (2 workers)"
+fi
 
 # ---- 3. wrk runs ------------------------------------------------------------
 # CPU accounting, because a shared 2-CPU machine makes a noisy bench: for each
@@ -299,6 +302,7 @@ proc_cpu() { # jiffies used so far by these processes (all their threads)
 }
 nginx_cpu() { # the master and its workers
 	local workers
+	[ -n "$NGINX_PID" ] || { echo 0; return; }
 	mapfile -t workers < <(pgrep -P "$NGINX_PID" 2>/dev/null || true)
 	proc_cpu "$NGINX_PID" "${workers[@]}"
 }
@@ -423,6 +427,11 @@ if want create; then
 	AFTER=$(total_count)
 fi
 CREATED=$((AFTER - BEFORE))
+# Stopping allowd makes its writer report the group commits of the whole run
+# (seeding included).
+stop_pid "$ALLOWD_PID" TERM
+ALLOWD_PID=""
+WRITER_STATS=$(sed -n 's/.*store: writer: //p' "$WORK/allowd.log" | tail -n1)
 
 # ---- 4. report --------------------------------------------------------------
 for n in "${RUNS[@]}"; do
@@ -474,7 +483,11 @@ echo
 echo "allowd benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  host $(hostname), $(nproc) CPUs, $(uname -r)," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk: $CONNS keep-alive connections, $WRK_THREADS threads, ${DURATION}s per run (+${WARMUP}s warm-up)"
-echo "allowd $(basename "$ALLOWD_BIN") ${ALLOWD_ARGS[*]}; nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 2 workers, access_log off"
+if want one || want list; then
+	echo "allowd $(basename "$ALLOWD_BIN") ${ALLOWD_ARGS[*]}; nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), 2 workers, access_log off"
+else
+	echo "allowd $(basename "$ALLOWD_BIN") ${ALLOWD_ARGS[*]}; BENCH_ONLY=$ONLY"
+fi
 echo "data: $POLICIES policies (seeded by batch in ${seed_secs}s)"
 echo "GET one: /allow_policies/$ONE_ID ($ONE_BYTES bytes); list: ?$LIST_QUERY ($LIST_COUNT of $LIST_TOTAL matching, $LIST_BYTES bytes)"
 echo "disk: fdatasync ${FSYNC_RATE}/s (best of samples: $FSYNC_SAMPLES; p50 ${FSYNC_P50} us; 4 KiB pwrite + fdatasync, one at a time, in $TMPBASE)"
@@ -507,6 +520,7 @@ if [ -n "$SYNCS" ] && ((SYNCS > 0)); then
 	echo "group commit: allowd called fdatasync/fsync $SYNCS times during the create run:" \
 		"$(calc "$SYNCS / $DURATION")/s, $(calc "($C_REQS - $C_BAD) / $SYNCS") creates per sync"
 fi
+[ -z "$WRITER_STATS" ] || echo "store writer (whole run, seeding included): $WRITER_STATS"
 if want create; then
 	echo "durability check: wrk counted $C_REQS create answers ($C_BAD non-2xx); the list grew from" \
 		"$BEFORE to $AFTER (+$CREATED; a few more than answered is normal: in flight when wrk stopped)"

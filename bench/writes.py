@@ -88,6 +88,10 @@ def main():
     finally:
         proc.terminate()
         proc.wait()
+        # the store's writer reports its group commits when it stops
+        for line in open(os.path.join(data, "log"), errors="replace"):
+            if "store: writer:" in line:
+                print(line.split("store: ", 1)[1].rstrip())
         subprocess.run(["rm", "-rf", tmp])
 
 if __name__ == "__main__":

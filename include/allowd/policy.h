@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "allowd/error.h"
+
 typedef enum allowd_pattern_type {
 	ALLOWD_PATTERN_UNKNOWN = 0, /* readable, never writable */
 	ALLOWD_PATTERN_EMAIL = 1,
@@ -74,6 +76,41 @@ int allowd_policy_set_string(char **member, const char *s);
  * naming the field ("/pattern", "/is_exempt_recipient", ...).
  */
 int allowd_policy_validate(allowd_policy *p);
+
+/*
+ * A pattern checked ahead of a write.  allowd_pattern_normalize is a pure
+ * function of (type, is_regex, pattern), and for a regex it is costly (a
+ * compile and a cost probe: up to ~100 ms).  The store runs it on the
+ * caller's thread before it queues a write, so that its single writer
+ * thread never does; allowd_policy_validate_checked then reuses the verdict.
+ */
+typedef struct allowd_pattern_check {
+	allowd_pattern_type type;
+	bool is_regex;
+	char *pattern;       /* the pattern checked; NULL: nothing was checked */
+	int rc;              /* the check's result: 0 or its error code */
+	char *norm;          /* rc == 0: the normalised form */
+	allowd_error *error; /* rc != 0: the error, with its pointer */
+} allowd_pattern_check;
+
+/*
+ * Runs allowd_pattern_normalize(type, is_regex, pattern) and records the
+ * verdict, valid or not, in *out (which the caller clears with
+ * allowd_pattern_check_clear).  Returns 0 when a verdict was recorded (see
+ * out->rc), ALLOWD_ERR when memory ran out.  `pattern` may be NULL: then
+ * nothing is checked.  Thread-safe.
+ */
+int allowd_pattern_check_run(allowd_pattern_check *out, allowd_pattern_type type, bool is_regex,
+			     const char *pattern);
+void allowd_pattern_check_clear(allowd_pattern_check *c);
+
+/*
+ * allowd_policy_validate, except that when `c` (may be NULL) checked p's
+ * (pattern_type, is_regex, pattern), its verdict stands in for the pattern
+ * check: the same result and error, without the cost.  Any other policy is
+ * checked in full, so a stale `c` costs time, never correctness.
+ */
+int allowd_policy_validate_checked(allowd_policy *p, const allowd_pattern_check *c);
 
 /* Applies the set fields of `patch` to `p` (no validation). */
 int allowd_policy_apply_patch(allowd_policy *p, const allowd_policy_patch *patch);

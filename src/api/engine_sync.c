@@ -31,13 +31,24 @@ static int collect(void *ctx, allowd_policy *p)
 	return 0;
 }
 
-/* Runs on the store's writer thread after each durable write. */
+/*
+ * Runs on the store's writer thread after each durable commit, with the
+ * changes of every write of the commit in commit order.  Consecutive changes
+ * of one account become one new view.
+ */
 static void on_commit(void *ctx, const allowd_change *changes, size_t n)
 {
 	allowd_engine *engine = ctx;
-	allowd_engine_change batch[64];
-	size_t i = 0;
+	allowd_engine_change local[64], *batch = local;
+	size_t cap = sizeof(local) / sizeof(local[0]), i = 0;
 
+	if (n > cap) {
+		allowd_engine_change *v = malloc(n * sizeof(*v));
+		if (v) { /* else: runs of at most 64, which is slower, not wrong */
+			batch = v;
+			cap = n;
+		}
+	}
 	while (i < n) {
 		const char *account = changes[i].account_id;
 		size_t k = 0;
@@ -46,9 +57,7 @@ static void on_commit(void *ctx, const allowd_change *changes, size_t n)
 			i++;
 			continue;
 		}
-		/* consecutive changes of one account become one new view */
-		while (i < n && k < sizeof(batch) / sizeof(batch[0]) &&
-		       changes[i].kind != ALLOWD_CHANGE_ACCOUNT_DELETE &&
+		while (i < n && k < cap && changes[i].kind != ALLOWD_CHANGE_ACCOUNT_DELETE &&
 		       strcmp(changes[i].account_id, account) == 0) {
 			batch[k].id = changes[i].id;
 			batch[k].policy =
@@ -60,6 +69,8 @@ static void on_commit(void *ctx, const allowd_change *changes, size_t n)
 			log_error("engine: applying %zu changes to account %s failed: %s", k,
 				  account, allowd_error_last()->message);
 	}
+	if (batch != local)
+		free(batch);
 }
 
 int allowd_api_engine_attach(allowd_api *api)

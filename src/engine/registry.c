@@ -1,7 +1,13 @@
 /*
- * registry.c - the server's engine: one view per account (base snapshot +
+ * registry.c - the server's engine: one view per account (base snapshots +
  * delta), copy-on-write updates in commit order, and a background thread
  * that folds large deltas into a new base.
+ *
+ * The base is two snapshots: the exact policies (EMAIL, DOMAIN, IP) and the
+ * regexes.  A rebuild recompiles the regex snapshot (its Hyperscan databases
+ * take most of a rebuild's time) only when the folded delta touches a regex
+ * -- a new or edited regex, or an id the regex snapshot holds -- so a stream
+ * of exact-policy writes never recompiles Hyperscan.
  *
  * Invariants:
  *   - a view is immutable once published; acct->view is replaced, never
@@ -24,7 +30,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DELTA_REBUILD_AT 64     /* entries; beyond this a rebuild is queued */
+/*
+ * A rebuild is queued when the delta passes max(DELTA_REBUILD_AT, base
+ * policies / DELTA_REBUILD_RATIO) entries.  A rebuild recompiles the whole
+ * base (Hyperscan included) while a delta entry costs every evaluation a
+ * little: scaling the threshold with the base keeps the rebuild work per
+ * write bounded (about RATIO policies recompiled per write) instead of
+ * growing with the base, which under a stream of writes kept the rebuild
+ * thread busy all the time.
+ */
+#define DELTA_REBUILD_AT 64
+#define DELTA_REBUILD_RATIO 128
 #define LOAD_PREFILTER_MAX 256  /* regexes compiled with Hyperscan during a load */
 
 typedef struct dentry {
@@ -37,7 +53,9 @@ typedef struct dentry {
 
 typedef struct view {
 	atomic_int refs;
-	allowd_snapshot *base;
+	allowd_snapshot *base; /* exact policies */
+	allowd_snapshot *rx;   /* regexes */
+	int rx_final;          /* rx was built with the engine's options (not a load's) */
 	dentry **entries;
 	int64_t *shadow;
 	size_t n;
@@ -84,6 +102,7 @@ static void view_unref(view *v)
 	if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
 		return;
 	allowd_snapshot_unref(v->base);
+	allowd_snapshot_unref(v->rx);
 	for (size_t i = 0; i < v->n; i++)
 		dentry_unref(v->entries[i]);
 	free(v->entries);
@@ -91,8 +110,9 @@ static void view_unref(view *v)
 	free(v);
 }
 
-/* A new view over `base` (reference taken) with entries (references taken). */
-static int view_make(view **out, allowd_snapshot *base, dentry **entries, size_t n, uint64_t seq)
+/* A new view over `base` and `rx` (references taken) with entries (references taken). */
+static int view_make(view **out, allowd_snapshot *base, allowd_snapshot *rx, int rx_final,
+		     dentry **entries, size_t n, uint64_t seq)
 {
 	view *v = calloc(1, sizeof(*v));
 
@@ -111,6 +131,9 @@ static int view_make(view **out, allowd_snapshot *base, dentry **entries, size_t
 	v->n = n;
 	allowd_snapshot_ref(base);
 	v->base = base;
+	allowd_snapshot_ref(rx);
+	v->rx = rx;
+	v->rx_final = rx_final;
 	*out = v;
 	return 0;
 }
@@ -175,7 +198,7 @@ static account *get_account(allowd_engine *e, const char *id)
 		e->cap_accounts = ncap;
 	}
 	if (!(a = calloc(1, sizeof(*a))) || allowd_snapshot_build(&empty, NULL, 0, &e->opts) ||
-	    view_make(&a->view, empty, NULL, 0, 0)) {
+	    view_make(&a->view, empty, empty, 1, NULL, 0, 0)) {
 		free(a);
 		a = NULL;
 		goto out;
@@ -225,80 +248,126 @@ static void queue_rebuild(allowd_engine *e, account *a)
 	pthread_mutex_unlock(&e->queue_lock);
 }
 
-/* Base policies (minus the shadowed) + the delta's upserts: the view's whole set. */
-static int view_policies(view *v, allowd_policy ***out, size_t *n)
+typedef struct plist {
+	allowd_policy **v;
+	size_t n, cap;
+} plist;
+
+static void plist_clear(plist *l)
 {
-	allowd_policy **base = NULL, **all;
-	size_t nb = 0, k = 0;
+	for (size_t i = 0; i < l->n; i++)
+		allowd_policy_free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Takes p (freed on failure). */
+static int plist_push(plist *l, allowd_policy *p)
+{
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		allowd_policy **v = realloc(l->v, ncap * sizeof(*v));
+		if (!v) {
+			allowd_policy_free(p);
+			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		}
+		l->v = v;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = p;
+	return 0;
+}
+
+static bool shadowed(const view *v, int64_t id)
+{
+	size_t lo = 0, hi = v->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v->shadow[mid] == id)
+			return true;
+		if (v->shadow[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* Appends the policies of `s` that the view's delta does not shadow; *hit when one is. */
+static int add_unshadowed(plist *out, const allowd_snapshot *s, const view *v, int *hit)
+{
+	allowd_policy **all = NULL;
+	size_t n = 0, i;
 	int rc;
 
-	if ((rc = engine_snapshot_policies(v->base, &base, &nb)))
+	if ((rc = engine_snapshot_policies(s, &all, &n)))
 		return rc;
-	if (!(all = malloc((nb + v->n + 1) * sizeof(*all)))) {
-		for (size_t i = 0; i < nb; i++)
-			allowd_policy_free(base[i]);
-		free(base);
-		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
-	}
-	for (size_t i = 0; i < nb; i++) {
-		eshadow sh = {v->shadow, v->n};
-		int64_t id = base[i]->id;
-		size_t lo = 0, hi = sh.n;
-		int hit = 0;
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			if (sh.ids[mid] == id) {
-				hit = 1;
-				break;
-			}
-			if (sh.ids[mid] < id)
-				lo = mid + 1;
-			else
-				hi = mid;
+	for (i = 0; i < n && rc == 0; i++) {
+		if (shadowed(v, all[i]->id)) {
+			*hit = 1;
+			allowd_policy_free(all[i]);
+		} else {
+			rc = plist_push(out, all[i]);
 		}
-		if (hit)
-			allowd_policy_free(base[i]);
-		else
-			all[k++] = base[i];
 	}
-	free(base);
+	for (; i < n; i++)
+		allowd_policy_free(all[i]);
+	free(all);
+	return rc;
+}
+
+/*
+ * The view's whole set split into exact policies and regexes; *rx_dirty
+ * when the regexes differ from v->rx (or v->rx is not final).
+ */
+static int view_policies(view *v, plist *exact, plist *regex, int *rx_dirty)
+{
+	int rc, unused = 0;
+
+	*rx_dirty = !v->rx_final;
+	if ((rc = add_unshadowed(exact, v->base, v, &unused)) ||
+	    (rc = add_unshadowed(regex, v->rx, v, rx_dirty)))
+		return rc;
 	for (size_t i = 0; i < v->n; i++) {
 		allowd_policy *c = NULL;
 		if (!v->entries[i]->policy)
 			continue;
-		if ((rc = allowd_policy_dup(&c, v->entries[i]->policy))) {
-			for (size_t j = 0; j < k; j++)
-				allowd_policy_free(all[j]);
-			free(all);
+		if ((rc = allowd_policy_dup(&c, v->entries[i]->policy)))
 			return rc;
-		}
-		all[k++] = c;
+		if (c->is_regex)
+			*rx_dirty = 1;
+		if ((rc = plist_push(c->is_regex ? regex : exact, c)))
+			return rc;
 	}
-	*out = all;
-	*n = k;
 	return 0;
 }
 
 static void rebuild(allowd_engine *e, account *a)
 {
 	view *from = current_view(a), *cur, *next = NULL;
-	allowd_snapshot *base = NULL;
-	allowd_policy **all = NULL;
+	allowd_snapshot *base = NULL, *rx = NULL;
+	plist exact = {0}, regex = {0};
 	dentry **keep = NULL;
-	size_t n = 0, k = 0;
+	size_t k = 0;
+	int rx_dirty = 0;
 
 	pthread_mutex_lock(&a->lock);
 	a->rebuild_queued = 0;
 	pthread_mutex_unlock(&a->lock);
-	if (view_policies(from, &all, &n) == 0 &&
-	    allowd_snapshot_build(&base, all, n, &e->opts) == 0) {
+	if (view_policies(from, &exact, &regex, &rx_dirty) == 0 &&
+	    allowd_snapshot_build(&base, exact.v, exact.n, &e->opts) == 0 &&
+	    (!rx_dirty || allowd_snapshot_build(&rx, regex.v, regex.n, &e->opts) == 0)) {
+		if (!rx_dirty) {
+			allowd_snapshot_ref(from->rx);
+			rx = from->rx;
+		}
 		pthread_mutex_lock(&a->lock);
 		cur = a->view;
 		if ((keep = malloc((cur->n + 1) * sizeof(*keep)))) {
 			for (size_t i = 0; i < cur->n; i++)
 				if (cur->entries[i]->seq > from->seq)
 					keep[k++] = cur->entries[i];
-			if (view_make(&next, base, keep, k, cur->seq) == 0) {
+			if (view_make(&next, base, rx, 1, keep, k, cur->seq) == 0) {
 				a->view = next;
 				a->rebuilds++;
 				view_unref(cur);
@@ -310,10 +379,10 @@ static void rebuild(allowd_engine *e, account *a)
 			  allowd_error_last()->message);
 	}
 	free(keep);
-	for (size_t i = 0; i < n; i++)
-		allowd_policy_free(all[i]);
-	free(all);
+	plist_clear(&exact);
+	plist_clear(&regex);
 	allowd_snapshot_unref(base);
+	allowd_snapshot_unref(rx);
 	view_unref(from);
 }
 
@@ -413,26 +482,36 @@ int allowd_engine_load(allowd_engine *e, const char *account_id, allowd_policy *
 		       size_t n)
 {
 	account *a = get_account(e, account_id);
-	allowd_snapshot *base = NULL;
+	allowd_snapshot *base = NULL, *rx = NULL;
+	allowd_policy **split = NULL;
 	view *v = NULL, *old;
+	size_t n_regex = 0, n_exact = 0;
 	int rc;
-
-	size_t n_regex = 0;
 
 	if (!a)
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	if (!(split = malloc((n ? n : 1) * sizeof(*split))))
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	/* exact policies first, then the regexes: both in id order */
 	for (size_t i = 0; i < n; i++)
-		n_regex += policies[i]->is_regex;
+		if (!policies[i]->is_regex)
+			split[n_exact++] = policies[i];
+	for (size_t i = 0; i < n; i++)
+		if (policies[i]->is_regex)
+			split[n_exact + n_regex++] = policies[i];
 	/*
 	 * Compiling thousands of regexes into Hyperscan takes seconds: start
 	 * serving at once with PCRE2 alone and let the rebuild thread add the
 	 * prefilter.
 	 */
-	if ((rc = allowd_snapshot_build(&base, policies, n,
-					n_regex > LOAD_PREFILTER_MAX ? &e->delta_opts : &e->opts)))
-		return rc;
-	rc = view_make(&v, base, NULL, 0, atomic_load(&e->seq));
+	if ((rc = allowd_snapshot_build(&base, split, n_exact, &e->opts)) == 0 &&
+	    (rc = allowd_snapshot_build(&rx, split + n_exact, n_regex,
+					n_regex > LOAD_PREFILTER_MAX ? &e->delta_opts : &e->opts)) == 0)
+		rc = view_make(&v, base, rx, n_regex <= LOAD_PREFILTER_MAX, NULL, 0,
+			       atomic_load(&e->seq));
 	allowd_snapshot_unref(base);
+	allowd_snapshot_unref(rx);
+	free(split);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&a->lock);
@@ -445,10 +524,20 @@ int allowd_engine_load(allowd_engine *e, const char *account_id, allowd_policy *
 	return 0;
 }
 
+/* By id, then by sequence: the newest version of an id sorts last. */
 static int dentry_cmp(const void *x, const void *y)
 {
 	const dentry *a = *(dentry *const *)x, *b = *(dentry *const *)y;
-	return a->id < b->id ? -1 : a->id > b->id;
+	if (a->id != b->id)
+		return a->id < b->id ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static size_t rebuild_threshold(const view *v)
+{
+	size_t by_base = (allowd_snapshot_size(v->base) + allowd_snapshot_size(v->rx)) /
+			 DELTA_REBUILD_RATIO;
+	return by_base > DELTA_REBUILD_AT ? by_base : DELTA_REBUILD_AT;
 }
 
 int allowd_engine_apply(allowd_engine *e, const char *account_id,
@@ -458,6 +547,7 @@ int allowd_engine_apply(allowd_engine *e, const char *account_id,
 	dentry **entries = NULL, **fresh = NULL;
 	view *cur, *next = NULL;
 	size_t k = 0, nf = 0;
+	uint64_t seq_of_write = 0;
 	int rc = 0;
 
 	if (!a)
@@ -485,6 +575,22 @@ int allowd_engine_apply(allowd_engine *e, const char *account_id,
 		d->seq = atomic_fetch_add(&e->seq, 1) + 1;
 		fresh[nf++] = d;
 	}
+	/* by id, newest last; then one entry per id, the newest */
+	if (nf > 1) {
+		size_t w = 0;
+		uint64_t last_seq = fresh[nf - 1]->seq;
+		qsort(fresh, nf, sizeof(*fresh), dentry_cmp);
+		for (size_t j = 0; j < nf; j++) {
+			if (j + 1 < nf && fresh[j + 1]->id == fresh[j]->id)
+				dentry_unref(fresh[j]);
+			else
+				fresh[w++] = fresh[j];
+		}
+		nf = w;
+		seq_of_write = last_seq;
+	} else {
+		seq_of_write = fresh[0]->seq;
+	}
 
 	/*
 	 * Optimistic copy-on-write: build the next view from the current one
@@ -501,22 +607,18 @@ int allowd_engine_apply(allowd_engine *e, const char *account_id,
 			rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 			goto out;
 		}
-		for (size_t i = 0; i < cur->n; i++) {
-			int replaced = 0;
-			for (size_t j = 0; j < nf && !replaced; j++)
-				replaced = fresh[j]->id == cur->entries[i]->id;
-			if (!replaced)
-				entries[k++] = cur->entries[i];
+		/* merge two id-sorted runs; a fresh entry replaces the current one */
+		for (size_t i = 0, j = 0; i < cur->n || j < nf;) {
+			if (j == nf || (i < cur->n && cur->entries[i]->id < fresh[j]->id)) {
+				entries[k++] = cur->entries[i++];
+			} else {
+				if (i < cur->n && cur->entries[i]->id == fresh[j]->id)
+					i++;
+				entries[k++] = fresh[j++];
+			}
 		}
-		for (size_t j = 0; j < nf; j++) {
-			int later = 0;
-			for (size_t l = j + 1; l < nf && !later; l++)
-				later = fresh[l]->id == fresh[j]->id;
-			if (!later)
-				entries[k++] = fresh[j];
-		}
-		qsort(entries, k, sizeof(*entries), dentry_cmp);
-		if ((rc = view_make(&next, cur->base, entries, k, fresh[nf - 1]->seq))) {
+		if ((rc = view_make(&next, cur->base, cur->rx, cur->rx_final, entries, k,
+				    seq_of_write))) {
 			view_unref(cur);
 			goto out;
 		}
@@ -524,7 +626,7 @@ int allowd_engine_apply(allowd_engine *e, const char *account_id,
 		if (a->view == cur) {
 			a->view = next;
 			published = 1;
-			if (k > DELTA_REBUILD_AT)
+			if (k > rebuild_threshold(next))
 				queue_rebuild(e, a);
 		}
 		pthread_mutex_unlock(&a->lock);
@@ -586,6 +688,7 @@ int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allow
 		sh.ids = v->shadow;
 		sh.n = v->n;
 		engine_collect(v->base, &p, &sh, &ms);
+		engine_collect(v->rx, &p, &sh, &ms);
 		for (size_t i = 0; i < v->n; i++)
 			if (v->entries[i]->one)
 				engine_collect(v->entries[i]->one, &p, NULL, &ms);
@@ -603,7 +706,7 @@ void allowd_engine_stats_get(allowd_engine *e, const char *account_id, allowd_en
 	memset(out, 0, sizeof(*out));
 	if (a) {
 		view *v = current_view(a);
-		out->base_policies = allowd_snapshot_size(v->base);
+		out->base_policies = allowd_snapshot_size(v->base) + allowd_snapshot_size(v->rx);
 		out->delta_entries = v->n;
 		out->rebuilds = a->rebuilds;
 		view_unref(v);

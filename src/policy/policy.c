@@ -87,7 +87,63 @@ int allowd_policy_apply_patch(allowd_policy *p, const allowd_policy_patch *patch
 	return 0;
 }
 
+int allowd_pattern_check_run(allowd_pattern_check *out, allowd_pattern_type type, bool is_regex,
+			     const char *pattern)
+{
+	memset(out, 0, sizeof(*out));
+	if (!pattern)
+		return 0;
+	if (!(out->pattern = strdup(pattern)))
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	out->type = type;
+	out->is_regex = is_regex;
+	out->rc = allowd_pattern_normalize(&out->norm, type, is_regex, pattern);
+	if (out->rc == ALLOWD_ERR) {
+		allowd_pattern_check_clear(out);
+		return ALLOWD_ERR; /* not a verdict on the pattern */
+	}
+	if (out->rc) {
+		if (!(out->error = malloc(sizeof(*out->error)))) {
+			allowd_pattern_check_clear(out);
+			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		}
+		*out->error = *allowd_error_last();
+	}
+	return 0;
+}
+
+void allowd_pattern_check_clear(allowd_pattern_check *c)
+{
+	if (!c)
+		return;
+	free(c->pattern);
+	free(c->norm);
+	free(c->error);
+	memset(c, 0, sizeof(*c));
+}
+
+/* When `c` checked p's (type, is_regex, pattern): its verdict in *rc (and *out), true. */
+static bool checked_pattern(int *rc, char **out, const allowd_pattern_check *c,
+			    const allowd_policy *p)
+{
+	if (!c || !c->pattern || c->type != p->pattern_type || c->is_regex != p->is_regex ||
+	    strcmp(c->pattern, p->pattern) != 0)
+		return false;
+	if (c->rc)
+		*rc = allowd_error_restore(c->error);
+	else if (!(*out = strdup(c->norm)))
+		*rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	else
+		*rc = 0;
+	return true;
+}
+
 int allowd_policy_validate(allowd_policy *p)
+{
+	return allowd_policy_validate_checked(p, NULL);
+}
+
+int allowd_policy_validate_checked(allowd_policy *p, const allowd_pattern_check *c)
 {
 	char *norm = NULL;
 	int rc;
@@ -113,7 +169,9 @@ int allowd_policy_validate(allowd_policy *p)
 					"is_exempt_recipient applies only to EMAIL patterns and "
 					"regular expressions, not to %s patterns",
 					allowd_pattern_type_name(p->pattern_type));
-	if ((rc = allowd_pattern_normalize(&norm, p->pattern_type, p->is_regex, p->pattern)))
+	if (!checked_pattern(&rc, &norm, c, p))
+		rc = allowd_pattern_normalize(&norm, p->pattern_type, p->is_regex, p->pattern);
+	if (rc)
 		return rc;
 	free(p->pattern_norm);
 	p->pattern_norm = norm;

@@ -20,9 +20,11 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- schema and migrations ------------------------------------------ */
 
@@ -310,6 +312,10 @@ typedef struct sq {
 	int writer_started;
 	allowd_store_hook hook; /* set before writes start; read by the writer */
 	void *hook_ctx;
+	struct writer_stats {   /* the writer's own; logged when the store closes */
+		uint64_t commits, jobs, biggest;
+		uint64_t ns_jobs, ns_commit, ns_hook; /* writer time: jobs, COMMIT, hook */
+	} stats;
 } sq;
 
 static int db_error(sqlite3 *db, const char *what)
@@ -441,14 +447,44 @@ static int reader(conn **out, sq *s)
 
 /* ---- the writer thread ---------------------------------------------- */
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Appends the changes of a committed job to the group's; false when memory
+ * ran out (the caller then hands the job's changes on alone).
+ */
+static bool changes_append(changes *all, const changes *one)
+{
+	if (all->n + one->n > all->cap) {
+		size_t ncap = all->cap ? all->cap : 16;
+		allowd_change *v;
+		while (ncap < all->n + one->n)
+			ncap *= 2;
+		if (!(v = realloc(all->v, ncap * sizeof(*v))))
+			return false;
+		all->v = v;
+		all->cap = ncap;
+	}
+	memcpy(all->v + all->n, one->v, one->n * sizeof(*one->v));
+	all->n += one->n;
+	return true;
+}
+
 static void *writer_main(void *arg)
 {
 	sq *s = arg;
 	conn *c = s->writer;
+	changes group = {0}; /* the changes of a commit, in commit order, for the hook */
 
 	for (;;) {
 		job *batch, *j;
 		int rc = 0;
+		uint64_t t0, t1, t2, n_jobs = 0;
 
 		pthread_mutex_lock(&s->lock);
 		while (!s->queue_head && !s->stopping)
@@ -459,6 +495,7 @@ static void *writer_main(void *arg)
 		if (!batch)
 			break; /* stopping and drained */
 
+		t0 = mono_ns();
 		rc = conn_exec(c, "BEGIN IMMEDIATE");
 		for (j = batch; j; j = j->next) {
 			if (rc) {
@@ -514,6 +551,7 @@ static void *writer_main(void *arg)
 		}
 		if (rc && !sqlite3_get_autocommit(c->db))
 			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		t1 = mono_ns();
 		if (!rc && (rc = conn_exec(c, "COMMIT")) != 0) {
 			allowd_error commit_err = *allowd_error_last();
 			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
@@ -523,16 +561,39 @@ static void *writer_main(void *arg)
 					j->err = commit_err;
 				}
 		}
-		/* durable now: tell the hook, in commit order, before anyone is answered */
+		t2 = mono_ns();
+		/*
+		 * Durable now: tell the hook, in commit order, before anyone is
+		 * answered -- once for the whole group, so that the engine makes one
+		 * new view per account and commit rather than one per write.
+		 */
+		group.n = 0;
 		for (j = batch; j; j = j->next) {
-			if (!rc && j->rc == 0 && s->hook && j->changes.n)
+			n_jobs++;
+			if (!rc && j->rc == 0 && s->hook && j->changes.n &&
+			    !changes_append(&group, &j->changes)) {
+				if (group.n)
+					s->hook(s->hook_ctx, group.v, group.n);
+				group.n = 0;
 				s->hook(s->hook_ctx, j->changes.v, j->changes.n);
+			}
 			if (j->changes.oom)
 				log_error("store: out of memory recording changes; the engine may "
 					  "be stale until restart");
+		}
+		if (group.n)
+			s->hook(s->hook_ctx, group.v, group.n);
+		for (j = batch; j; j = j->next) {
 			free(j->changes.v);
 			j->changes = (changes){0};
 		}
+		s->stats.commits++;
+		s->stats.jobs += n_jobs;
+		if (n_jobs > s->stats.biggest)
+			s->stats.biggest = n_jobs;
+		s->stats.ns_jobs += t1 - t0;
+		s->stats.ns_commit += t2 - t1;
+		s->stats.ns_hook += mono_ns() - t2;
 
 		pthread_mutex_lock(&s->lock);
 		for (j = batch; j;) {
@@ -548,6 +609,7 @@ static void *writer_main(void *arg)
 		pthread_cond_broadcast(&s->done);
 		pthread_mutex_unlock(&s->lock);
 	}
+	free(group.v);
 	return NULL;
 }
 
@@ -729,14 +791,20 @@ static int check_duplicate(conn *c, const char *account_id, const allowd_policy 
 
 /* ---- write jobs (run on the writer thread, inside a transaction) ---- */
 
-static int tx_create(conn *c, const char *account_id, allowd_policy *p)
+/*
+ * `check`, when not NULL, is the pattern check the caller ran before the job
+ * was queued (see "pattern checks" below): the writer reuses its verdict.
+ */
+static int tx_create(conn *c, const char *account_id, allowd_policy *p,
+		     const allowd_pattern_check *check)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	if (p->id)
 		return allowd_error_set(ALLOWD_EINVALID, "/id", "id is read-only");
-	if ((rc = allowd_policy_validate(p)) || (rc = check_duplicate(c, account_id, p)))
+	if ((rc = allowd_policy_validate_checked(p, check)) ||
+	    (rc = check_duplicate(c, account_id, p)))
 		return rc;
 	p->created_at = p->modified_at = allowd_now_ms();
 	if (!(st = stmt(c, ST_POLICY_INSERT)))
@@ -756,7 +824,7 @@ static int tx_create(conn *c, const char *account_id, allowd_policy *p)
 }
 
 static int tx_update(conn *c, allowd_policy **out, const char *account_id,
-		     const allowd_policy_patch *patch, bool replace)
+		     const allowd_policy_patch *patch, bool replace, const allowd_pattern_check *check)
 {
 	allowd_policy *p = NULL;
 	sqlite3_stmt *st;
@@ -769,7 +837,8 @@ static int tx_update(conn *c, allowd_policy **out, const char *account_id,
 		allowd_policy_set_string(&p->comments, NULL);
 		p->is_trusted_sender = p->is_acceptable_sender = p->is_exempt_recipient = false;
 	}
-	if ((rc = allowd_policy_apply_patch(p, patch)) || (rc = allowd_policy_validate(p)) ||
+	if ((rc = allowd_policy_apply_patch(p, patch)) ||
+	    (rc = allowd_policy_validate_checked(p, check)) ||
 	    (rc = check_duplicate(c, account_id, p)))
 		goto out;
 	now = allowd_now_ms();
@@ -821,18 +890,19 @@ struct policy_args {
 	int64_t id;
 	const allowd_batch *batch;
 	allowd_batch_result *result;
+	const allowd_pattern_check *checks; /* one per patch, put and post, or NULL */
 };
 
 static int job_create(conn *c, void *arg)
 {
 	struct policy_args *a = arg;
-	return tx_create(c, a->account_id, a->policy);
+	return tx_create(c, a->account_id, a->policy, a->checks);
 }
 
 static int job_update(conn *c, void *arg)
 {
 	struct policy_args *a = arg;
-	return tx_update(c, a->out, a->account_id, a->patch, false);
+	return tx_update(c, a->out, a->account_id, a->patch, false, a->checks);
 }
 
 static int job_delete(conn *c, void *arg)
@@ -853,6 +923,7 @@ static int job_batch(conn *c, void *arg)
 	struct policy_args *a = arg;
 	const allowd_batch *b = a->batch;
 	allowd_batch_result *r = a->result;
+	const allowd_pattern_check *ck = a->checks;
 	char where[64];
 	int rc = 0;
 	size_t i;
@@ -872,14 +943,16 @@ static int job_batch(conn *c, void *arg)
 		r->deleted[i] = b->deletes[i];
 	}
 	for (i = 0; i < b->n_patches; i++) {
-		if ((rc = tx_update(c, &r->patched.items[i], a->account_id, &b->patches[i], false))) {
+		if ((rc = tx_update(c, &r->patched.items[i], a->account_id, &b->patches[i], false,
+				    ck ? &ck[i] : NULL))) {
 			snprintf(where, sizeof(where), "/patches/%zu", i);
 			goto item_failed;
 		}
 		r->patched.count++;
 	}
 	for (i = 0; i < b->n_puts; i++) {
-		if ((rc = tx_update(c, &r->put.items[i], a->account_id, &b->puts[i], true))) {
+		if ((rc = tx_update(c, &r->put.items[i], a->account_id, &b->puts[i], true,
+				    ck ? &ck[b->n_patches + i] : NULL))) {
 			snprintf(where, sizeof(where), "/puts/%zu", i);
 			goto item_failed;
 		}
@@ -888,7 +961,8 @@ static int job_batch(conn *c, void *arg)
 	for (i = 0; i < b->n_posts; i++) {
 		allowd_policy *p = NULL;
 		if ((rc = allowd_policy_dup(&p, b->posts[i])) ||
-		    (rc = tx_create(c, a->account_id, p))) {
+		    (rc = tx_create(c, a->account_id, p,
+				    ck ? &ck[b->n_patches + b->n_puts + i] : NULL))) {
 			allowd_policy_free(p);
 			snprintf(where, sizeof(where), "/posts/%zu", i);
 			goto item_failed;
@@ -905,17 +979,85 @@ fail:
 	return rc;
 }
 
+/*
+ * ---- pattern checks --------------------------------------------------
+ *
+ * A pattern check (for a regex: a PCRE2 compile and a cost probe, up to
+ * ~100 ms) needs no database, so it runs here, on the caller's thread,
+ * before the job is queued; the writer, which every client's write waits
+ * for, only compares the policy's (type, is_regex, pattern) with the one
+ * checked and keeps what needs the database: the existence of the row, the
+ * duplicate check and the id.  An edit is checked against the row as read
+ * now; when the writer finds another key (a concurrent edit, or an earlier
+ * item of the same batch), it checks that one itself, so a stale check
+ * costs time, never correctness.
+ */
+
+/*
+ * Checks the pattern an edit (PATCH or PUT: a replacement resets only the
+ * flags and comments) of a stored policy would leave.
+ */
+static int check_edit(sq *s, allowd_pattern_check *out, const char *account_id,
+		      const allowd_policy_patch *patch)
+{
+	const unsigned key = ALLOWD_FIELD_PATTERN | ALLOWD_FIELD_PATTERN_TYPE | ALLOWD_FIELD_IS_REGEX;
+	allowd_policy *row = NULL;
+	conn *c;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((patch->fields & key) == key)
+		return allowd_pattern_check_run(out, patch->v.pattern_type, patch->v.is_regex,
+						patch->v.pattern);
+	/* no row (yet) or no reader: nothing is checked here; the writer decides */
+	if (reader(&c, s) || get_policy(c, &row, account_id, patch->id))
+		return 0;
+	rc = allowd_policy_apply_patch(row, patch);
+	if (rc == 0)
+		rc = allowd_pattern_check_run(out, row->pattern_type, row->is_regex, row->pattern);
+	allowd_policy_free(row);
+	return rc;
+}
+
+static void checks_free(allowd_pattern_check *checks, size_t n)
+{
+	for (size_t i = 0; checks && i < n; i++)
+		allowd_pattern_check_clear(&checks[i]);
+	free(checks);
+}
+
 static int sq_policy_create(void *impl, const char *account_id, allowd_policy *p)
 {
 	struct policy_args a = {.account_id = account_id, .policy = p};
-	return run_write(impl, job_create, &a);
+	allowd_pattern_check check;
+	int rc;
+
+	if (p->id)
+		return allowd_error_set(ALLOWD_EINVALID, "/id", "id is read-only");
+	if ((rc = allowd_pattern_check_run(&check, p->pattern_type, p->is_regex, p->pattern)))
+		return rc;
+	/* every rule but the duplicate check needs no database: fail without queueing */
+	if ((rc = allowd_policy_validate_checked(p, &check)) == 0) {
+		a.checks = &check;
+		rc = run_write(impl, job_create, &a);
+	}
+	allowd_pattern_check_clear(&check);
+	return rc;
 }
 
 static int sq_policy_update(void *impl, allowd_policy **out, const char *account_id,
 			    const allowd_policy_patch *patch)
 {
 	struct policy_args a = {.account_id = account_id, .out = out, .patch = patch};
-	return run_write(impl, job_update, &a);
+	allowd_pattern_check check;
+	int rc;
+
+	if ((rc = check_edit(impl, &check, account_id, patch)))
+		return rc;
+	a.checks = &check;
+	rc = run_write(impl, job_update, &a);
+	allowd_pattern_check_clear(&check);
+	return rc;
 }
 
 static int sq_policy_delete(void *impl, const char *account_id, int64_t id)
@@ -928,7 +1070,27 @@ static int sq_batch(void *impl, allowd_batch_result *out, const char *account_id
 		    const allowd_batch *b)
 {
 	struct policy_args a = {.account_id = account_id, .batch = b, .result = out};
-	return run_write(impl, job_batch, &a);
+	size_t n = b->n_patches + b->n_puts + b->n_posts, i;
+	allowd_pattern_check *checks = NULL;
+	int rc = 0;
+
+	if (n && !(checks = calloc(n, sizeof(*checks))))
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	for (i = 0; i < b->n_patches && !rc; i++)
+		rc = check_edit(impl, &checks[i], account_id, &b->patches[i]);
+	for (i = 0; i < b->n_puts && !rc; i++)
+		rc = check_edit(impl, &checks[b->n_patches + i], account_id, &b->puts[i]);
+	for (i = 0; i < b->n_posts && !rc; i++) {
+		const allowd_policy *p = b->posts[i];
+		rc = allowd_pattern_check_run(&checks[b->n_patches + b->n_puts + i],
+					      p->pattern_type, p->is_regex, p->pattern);
+	}
+	if (rc == 0) {
+		a.checks = checks;
+		rc = run_write(impl, job_batch, &a);
+	}
+	checks_free(checks, n);
+	return rc;
 }
 
 /* ---- reads ---------------------------------------------------------- */
@@ -1820,6 +1982,17 @@ static void sq_close(void *impl)
 		pthread_cond_signal(&s->wake);
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->writer_thread, NULL);
+		if (s->stats.commits) {
+			const struct writer_stats *w = &s->stats;
+			double per = (double)w->commits * 1000.0;
+			log_info("store: writer: %llu jobs in %llu commits (%.2f per commit, at most "
+				 "%llu); per commit %.1f us running jobs, %.1f us committing, "
+				 "%.1f us in the hook",
+				 (unsigned long long)w->jobs, (unsigned long long)w->commits,
+				 (double)w->jobs / (double)w->commits,
+				 (unsigned long long)w->biggest, (double)w->ns_jobs / per,
+				 (double)w->ns_commit / per, (double)w->ns_hook / per);
+		}
 	}
 	pthread_mutex_lock(&s->conns_lock);
 	while ((c = s->conns)) {
