@@ -1486,27 +1486,6 @@ static void *eval_loop(void *arg)
 	return NULL;
 }
 
-/*
- * Bug 8 (docs/reliability.md, "Bugs found") is fixed in src/store and
- * src/policy; until that fix merges its case is skipped, saying so.
- * ALLOWD_TEST_BUGS=8 (or "all") runs it as written.
- */
-static bool bug_enabled(const char *bug)
-{
-	const char *on = getenv("ALLOWD_TEST_BUGS");
-	return on && (strcmp(on, "all") == 0 || strstr(on, bug));
-}
-
-static bool pending_bug(const char *bug, const char *owner)
-{
-	if (bug_enabled(bug))
-		return false;
-	print_message("skipped: bug %s of docs/reliability.md is fixed in %s, not merged here; "
-	              "ALLOWD_TEST_BUGS=%s runs this case\n",
-	              bug, owner, bug);
-	return true;
-}
-
 #define EVALUATORS 4
 /*
  * The server's threads each serve many connections in turn, so a
@@ -1654,8 +1633,6 @@ static void *batch_in_background(void *arg)
 E2E_TEST(validating_a_batch_of_costly_regexes_does_not_block_other_writes)
 {
 	static const char *const args[] = {"--rate-limit", "0", NULL};
-	if (pending_bug("8", "src/store and src/policy"))
-		skip();
 	s = e2e_server_start(args);
 	json_t *posts = e2e_keep(json_array());
 	for (int i = 0; i < 100; i++)
