@@ -823,9 +823,9 @@ typedef struct probe {
 	const htab *t;
 	const char *key;
 	uint64_t h;
-	allowd_field field;
 	size_t index;
 	const char *value;
+	allowd_field field;
 	uint32_t cand; /* cpol index + 1 of the first slot with the key's tag; 0 = none */
 } probe;
 
@@ -836,7 +836,7 @@ static inline void add_probe(probe *v, size_t *n, const htab *t, const char *key
 {
 	if (!*key || !t->slots)
 		return;
-	v[*n] = (probe){t, key, h, f, index, value, 0};
+	v[*n] = (probe){.t = t, .key = key, .h = h, .index = index, .value = value, .field = f};
 	__builtin_prefetch(&t->slots[h & t->mask]);
 	(*n)++;
 }

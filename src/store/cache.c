@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,6 +117,20 @@ static void remove_at(shard *s, entry **pp)
 	lru_unlink(s, e);
 	s->bytes -= sizeof(*e) + e->len + 1;
 	free(e);
+}
+
+/*
+ * Removes `e`, an entry on the shard's LRU list (and so in its bucket).
+ * False only if that invariant is broken; callers then stop rather than loop.
+ */
+static bool remove_entry(shard *s, const entry *e)
+{
+	entry **pp = slot_of(s, e->hash, e->account, e->id);
+
+	if (!*pp)
+		return false;
+	remove_at(s, pp);
+	return true;
 }
 
 int policy_cache_new(policy_cache **out, size_t max_bytes)
@@ -227,10 +242,9 @@ void policy_cache_put(policy_cache *c, uint64_t ticket, const char *account_id, 
 	}
 	if (*(pp = slot_of(s, h, account_id, id)))
 		remove_at(s, pp);
-	while (s->tail && s->bytes + size > s->max_bytes) {
-		entry *old = s->tail;
-		remove_at(s, slot_of(s, old->hash, old->account, old->id));
-	}
+	while (s->tail && s->bytes + size > s->max_bytes)
+		if (!remove_entry(s, s->tail))
+			break;
 	e->chain = s->buckets[(h / SHARDS) % BUCKETS];
 	s->buckets[(h / SHARDS) % BUCKETS] = e;
 	lru_push(s, e);
@@ -258,7 +272,8 @@ void policy_cache_invalidate_all(policy_cache *c)
 		pthread_mutex_lock(&s->lock);
 		atomic_fetch_add(&c->gen, 1);
 		while (s->head)
-			remove_at(s, slot_of(s, s->head->hash, s->head->account, s->head->id));
+			if (!remove_entry(s, s->head))
+				break;
 		pthread_mutex_unlock(&s->lock);
 	}
 }

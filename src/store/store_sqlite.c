@@ -424,8 +424,8 @@ static int reader(conn **out, sq *s)
 	int rc;
 
 	if (!c) {
-		if ((rc = conn_open(&c, s)))
-			return rc;
+		if ((rc = conn_open(&c, s)) || !c)
+			return rc ? rc : allowd_error_set(ALLOWD_ERR, NULL, "storage error: no connection");
 		/*
 		 * Readers map the database (the OS page cache, shared by every
 		 * reader, instead of a private copy per connection) and keep a
@@ -749,6 +749,7 @@ static int get_policy(conn *c, allowd_policy **out, const char *account_id, int6
 	sqlite3_stmt *st = stmt(c, ST_POLICY_GET);
 	int rc, step;
 
+	*out = NULL;
 	if (!st)
 		return ALLOWD_ERR;
 	sqlite3_bind_text(st, 1, account_id, -1, SQLITE_STATIC);
@@ -762,6 +763,9 @@ static int get_policy(conn *c, allowd_policy **out, const char *account_id, int6
 	else
 		rc = db_error(c->db, "get policy");
 	sqlite3_reset(st);
+	/* success always yields a row: said once here for every caller (and the analyzer) */
+	if (rc == 0 && !*out)
+		rc = allowd_error_set(ALLOWD_ERR, NULL, "storage error: no row");
 	return rc;
 }
 
@@ -1074,7 +1078,7 @@ static int sq_batch(void *impl, allowd_batch_result *out, const char *account_id
 	allowd_pattern_check *checks = NULL;
 	int rc = 0;
 
-	if (n && !(checks = calloc(n, sizeof(*checks))))
+	if (!(checks = calloc(n ? n : 1, sizeof(*checks))))
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	for (i = 0; i < b->n_patches && !rc; i++)
 		rc = check_edit(impl, &checks[i], account_id, &b->patches[i]);
@@ -1379,7 +1383,9 @@ out:
 		sqlite3_reset(st);
 	free(like);
 	if (in_tx && (commit = stmt(c, ST_COMMIT))) {
-		sqlite3_step(commit);
+		/* a read transaction: a failed COMMIT loses nothing, but say so */
+		if (sqlite3_step(commit) != SQLITE_DONE && rc == 0)
+			rc = db_error(c->db, "end of list read");
 		sqlite3_reset(commit);
 	}
 	return rc;
