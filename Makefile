@@ -42,17 +42,21 @@ lint:
 	@bash scripts/lint.sh
 
 # The whole suite: lint; unit, e2e, SDK (+ Prism contract), fuzz-corpus replay
-# and short stress tests on the normal build; the same minus the SDK under
-# ASan+UBSan; then cppcheck and clang-tidy (scripts/static-analysis.sh).
-test: build build-asan sdk-deps lint
+# and short stress/load tests on the normal build; the same minus the SDK
+# under ASan+UBSan; the concurrent parts (label tsan) under ThreadSanitizer;
+# two e2e programs with the server under valgrind memcheck; then cppcheck and
+# clang-tidy (scripts/static-analysis.sh).  About 12 minutes on 2 CPUs.
+test: build build-asan build-tsan sdk-deps lint
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j $(JOBS) -LE "sdk|slow"
+	cd $(TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		ctest --output-on-failure -j $(JOBS) -L tsan
+	bash scripts/valgrind.sh $(BUILD)
 	bash scripts/static-analysis.sh $(BUILD)
 
-# ThreadSanitizer over the concurrent parts, and valgrind memcheck of two e2e
-# programs (not yet part of `make test`: see docs/reliability.md).
+# The TSan and valgrind steps of `make test` on their own.
 test-tsan: build-tsan
 	cd $(TSAN) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		ctest --output-on-failure -j $(JOBS) -L tsan

@@ -8,7 +8,7 @@ PKGS=(
   libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libpq-dev
   libpcre2-dev libhyperscan-dev libsodium-dev libidn2-dev libpsl-dev
   libmilter-dev libcmocka-dev libgmime-3.0-dev libcurl4-openssl-dev
-  clang-tidy cppcheck nodejs npm curl nginx-light wrk
+  clang-tidy cppcheck valgrind nodejs npm curl nginx-light wrk
 )
 
 missing=()
