@@ -708,7 +708,9 @@ void allowd_engine_stats_get(allowd_engine *e, const char *account_id, allowd_en
 		view *v = current_view(a);
 		out->base_policies = allowd_snapshot_size(v->base) + allowd_snapshot_size(v->rx);
 		out->delta_entries = v->n;
-		out->rebuilds = a->rebuilds;
 		view_unref(v);
+		pthread_mutex_lock(&a->lock); /* the rebuild thread counts under it */
+		out->rebuilds = a->rebuilds;
+		pthread_mutex_unlock(&a->lock);
 	}
 }
