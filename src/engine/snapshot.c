@@ -880,7 +880,7 @@ void engine_collect(const allowd_snapshot *s, eprepared *p, const eshadow *shado
 	ctx c = {s, shadow, ms, NULL, NULL};
 	probe inline_probes[PROBES_INLINE], *probes = inline_probes;
 	size_t n_probes = 0, max = 3 * p->n_senders + 2 * p->n_recipients;
-	int exact = s->emails.slots || s->domains.slots, ip = p->has_ip && s->n_ipt;
+	int exact = s->emails.slots || s->domains.slots, ip = 0;
 	ipquery q;
 
 	if (p->budget && p->budget->limit_us > 0)
@@ -888,6 +888,10 @@ void engine_collect(const allowd_snapshot *s, eprepared *p, const eshadow *shado
 	if (exact && max > PROBES_INLINE && !(probes = malloc(max * sizeof(*probes)))) {
 		ms->oom = 1;
 		return;
+	}
+	if (s->n_ipt) {
+		engine_prepare_ip(p);
+		ip = p->has_ip;
 	}
 	if (ip)
 		ip_prefetch(s, &q, p->ip);
@@ -943,11 +947,15 @@ void engine_collect(const allowd_snapshot *s, eprepared *p, const eshadow *shado
 			regex_scan(&c, RS_EMAIL, a->ok ? a->norm : a->raw, ALLOWD_FIELD_RECIPIENT, i,
 				   a->raw);
 	}
-	if (p->has_ip && s->regex[RS_IP].n) {
+	if (s->regex[RS_IP].n) {
 		engine_prepare_ip_text(p);
-		regex_scan(&c, RS_IP, p->ip_text, ALLOWD_FIELD_CLIENT_IP, 0, p->m->client_ip);
+		if (p->has_ip)
+			regex_scan(&c, RS_IP, p->ip_text, ALLOWD_FIELD_CLIENT_IP, 0,
+				   p->m->client_ip);
 	}
-	if (p->has_server)
+	if (s->regex[RS_DOMAIN].n)
+		engine_prepare_server(p);
+	if (s->regex[RS_DOMAIN].n && p->has_server)
 		regex_scan(&c, RS_DOMAIN, p->server, ALLOWD_FIELD_SERVER_NAME, 0, p->m->server_name);
 	pcre2_match_data_free(c.md);
 }
