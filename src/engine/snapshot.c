@@ -933,85 +933,234 @@ static int has_regexes(const allowd_snapshot *s)
 	return s->regex[RS_EMAIL].n || s->regex[RS_DOMAIN].n || s->regex[RS_IP].n;
 }
 
-void engine_collect(const allowd_snapshot *s, eprepared *p, const eshadow *shadow,
-		    ematches *ms)
-{
-	ctx c = {s, shadow, ms, NULL, NULL};
-	probe inline_probes[PROBES_INLINE], *probes = inline_probes;
-	size_t n_probes = 0, max = 3 * p->n_senders + 2 * p->n_recipients;
-	int exact = s->emails.slots || s->domains.slots, ip = 0;
+/*
+ * One message's collection in one snapshot, split at its memory stalls so
+ * that allowd_evaluate_batch can interleave the stages of several messages:
+ * collect_start hashes and prefetches every slot, collect_candidates reads
+ * the slots and prefetches the first candidate records, collect_finish
+ * compares and runs the regexes.  engine_collect runs the three in a row.
+ */
+typedef struct collect {
+	ctx c;
+	eprepared *p;
+	probe inline_probes[PROBES_INLINE], *probes;
+	size_t n_probes;
+	int ip;   /* the client address is probed in the IP tables */
+	int dead; /* out of memory: nothing more to do */
 	ipquery q;
+} collect;
 
+static void collect_start(collect *cs, const allowd_snapshot *s, eprepared *p,
+			  const eshadow *shadow, ematches *ms)
+{
+	size_t max = 3 * p->n_senders + 2 * p->n_recipients;
+	int exact = s->emails.slots || s->domains.slots;
+
+	cs->c = (ctx){s, shadow, ms, NULL, NULL};
+	cs->p = p;
+	cs->probes = cs->inline_probes;
+	cs->n_probes = 0;
+	cs->ip = 0;
+	cs->dead = 0;
 	if (p->budget && p->budget->limit_us > 0)
-		c.budget = p->budget;
-	if (exact && max > PROBES_INLINE && !(probes = malloc(max * sizeof(*probes)))) {
+		cs->c.budget = p->budget;
+	if (exact && max > PROBES_INLINE && !(cs->probes = malloc(max * sizeof(*cs->probes)))) {
+		cs->probes = cs->inline_probes;
 		ms->oom = 1;
+		cs->dead = 1;
 		return;
 	}
 	if (s->n_ipt) {
 		engine_prepare_ip(p);
-		ip = p->has_ip;
+		cs->ip = p->has_ip;
 	}
-	if (ip)
-		ip_prefetch(s, &q, p->ip);
+	if (cs->ip)
+		ip_prefetch(s, &cs->q, p->ip);
 	for (size_t i = 0; exact && i < p->n_senders; i++) {
 		const eaddr *a = &p->senders[i];
 		if (!a->ok)
 			continue;
-		add_probe(probes, &n_probes, &s->emails, a->norm, a->norm_len, a->h_norm,
+		add_probe(cs->probes, &cs->n_probes, &s->emails, a->norm, a->norm_len, a->h_norm,
 			  p->sender_field[i], p->sender_index[i], a->raw);
-		add_probe(probes, &n_probes, &s->emails, a->sub, a->sub_len, a->h_sub,
+		add_probe(cs->probes, &cs->n_probes, &s->emails, a->sub, a->sub_len, a->h_sub,
 			  p->sender_field[i], p->sender_index[i], a->raw);
-		add_probe(probes, &n_probes, &s->domains, a->domain, a->domain_len, a->h_domain,
-			  p->sender_field[i], p->sender_index[i], a->domain);
+		add_probe(cs->probes, &cs->n_probes, &s->domains, a->domain, a->domain_len,
+			  a->h_domain, p->sender_field[i], p->sender_index[i], a->domain);
 	}
 	for (size_t i = 0; exact && i < p->n_recipients; i++) {
 		const eaddr *a = &p->recipients[i];
 		if (!a->ok)
 			continue;
-		add_probe(probes, &n_probes, &s->emails, a->norm, a->norm_len, a->h_norm,
+		add_probe(cs->probes, &cs->n_probes, &s->emails, a->norm, a->norm_len, a->h_norm,
 			  ALLOWD_FIELD_RECIPIENT, i, a->raw);
-		add_probe(probes, &n_probes, &s->emails, a->sub, a->sub_len, a->h_sub,
+		add_probe(cs->probes, &cs->n_probes, &s->emails, a->sub, a->sub_len, a->h_sub,
 			  ALLOWD_FIELD_RECIPIENT, i, a->raw);
 	}
-	if (ip)
-		ip_candidates(s, &q);
-	for (size_t i = 0; i < n_probes; i++)
-		probe_candidate(s, &probes[i]);
-	if (ip) /* while those strings arrive */
-		ip_run(&c, &q, p->m->client_ip);
-	for (size_t i = 0; i < n_probes; i++)
-		run_probe(&c, &probes[i]);
-	if (probes != inline_probes)
-		free(probes);
+}
+
+static void collect_candidates(collect *cs)
+{
+	const allowd_snapshot *s = cs->c.s;
+
+	if (cs->dead)
+		return;
+	if (cs->ip)
+		ip_candidates(s, &cs->q);
+	for (size_t i = 0; i < cs->n_probes; i++)
+		probe_candidate(s, &cs->probes[i]);
+}
+
+static void collect_finish(collect *cs)
+{
+	const allowd_snapshot *s = cs->c.s;
+	eprepared *p = cs->p;
+	ctx *c = &cs->c;
+
+	if (cs->dead)
+		return;
+	if (cs->ip)
+		ip_run(c, &cs->q, p->m->client_ip);
+	for (size_t i = 0; i < cs->n_probes; i++)
+		run_probe(c, &cs->probes[i]);
+	if (cs->probes != cs->inline_probes)
+		free(cs->probes);
+	cs->probes = cs->inline_probes;
+	cs->n_probes = 0;
 	if (!has_regexes(s))
 		return; /* no Hyperscan, no PCRE2, no clock */
 
 	for (size_t i = 0; i < p->n_senders; i++) {
 		const eaddr *a = &p->senders[i];
 		if (a->ok)
-			regex_scan(&c, RS_DOMAIN, a->domain, p->sender_field[i], p->sender_index[i],
+			regex_scan(c, RS_DOMAIN, a->domain, p->sender_field[i], p->sender_index[i],
 				   a->domain);
-		regex_scan(&c, RS_EMAIL, a->ok ? a->norm : a->raw, p->sender_field[i],
+		regex_scan(c, RS_EMAIL, a->ok ? a->norm : a->raw, p->sender_field[i],
 			   p->sender_index[i], a->raw);
 	}
 	for (size_t i = 0; i < p->n_recipients; i++) {
 		const eaddr *a = &p->recipients[i];
 		if (a->ok)
-			regex_scan(&c, RS_DOMAIN, a->domain, ALLOWD_FIELD_RECIPIENT, i, a->domain);
+			regex_scan(c, RS_DOMAIN, a->domain, ALLOWD_FIELD_RECIPIENT, i, a->domain);
 		if (a->raw && *a->raw)
-			regex_scan(&c, RS_EMAIL, a->ok ? a->norm : a->raw, ALLOWD_FIELD_RECIPIENT, i,
+			regex_scan(c, RS_EMAIL, a->ok ? a->norm : a->raw, ALLOWD_FIELD_RECIPIENT, i,
 				   a->raw);
 	}
 	if (s->regex[RS_IP].n) {
 		engine_prepare_ip_text(p);
 		if (p->has_ip)
-			regex_scan(&c, RS_IP, p->ip_text, ALLOWD_FIELD_CLIENT_IP, 0,
+			regex_scan(c, RS_IP, p->ip_text, ALLOWD_FIELD_CLIENT_IP, 0,
 				   p->m->client_ip);
 	}
 	if (s->regex[RS_DOMAIN].n)
 		engine_prepare_server(p);
 	if (s->regex[RS_DOMAIN].n && p->has_server)
-		regex_scan(&c, RS_DOMAIN, p->server, ALLOWD_FIELD_SERVER_NAME, 0, p->m->server_name);
-	pcre2_match_data_free(c.md);
+		regex_scan(c, RS_DOMAIN, p->server, ALLOWD_FIELD_SERVER_NAME, 0,
+			   p->m->server_name);
+	pcre2_match_data_free(c->md);
+	c->md = NULL;
+}
+
+void engine_collect(const allowd_snapshot *s, eprepared *p, const eshadow *shadow,
+		    ematches *ms)
+{
+	collect cs;
+
+	collect_start(&cs, s, p, shadow, ms);
+	collect_candidates(&cs);
+	collect_finish(&cs);
+}
+
+/* ---- batches -------------------------------------------------------- */
+
+/*
+ * Messages in flight at once.  Each stage touches memory the previous one
+ * prefetched for all of them, so the misses of BATCH_WIDTH messages
+ * overlap; wider stops paying once the prefetches outnumber what the core
+ * keeps in flight.
+ */
+#define BATCH_WIDTH 8
+
+typedef struct batch_slot {
+	eprepared p;
+	ematches ms;
+	collect cs;
+} batch_slot;
+
+/* The cache lines of m that preparing it reads first. */
+static void prefetch_message(const allowd_message *m)
+{
+	__builtin_prefetch(m);
+	__builtin_prefetch((const char *)m + 64);
+}
+
+static void prefetch_message_text(const allowd_message *m)
+{
+	if (m->envelope_from)
+		__builtin_prefetch(m->envelope_from);
+	if (m->header_from)
+		__builtin_prefetch(m->header_from);
+	if (m->n_recipients)
+		__builtin_prefetch(m->recipients);
+	if (m->client_ip)
+		__builtin_prefetch(m->client_ip);
+	__builtin_prefetch(&m->auth.spf);
+}
+
+int allowd_evaluate_batch(const allowd_snapshot *s, const allowd_message *const *messages,
+			  size_t n, allowd_decision *out, size_t *failed)
+{
+	batch_slot *v = malloc(BATCH_WIDTH * sizeof(*v));
+	char delim = s->opts.subaddress_delimiter;
+	size_t i = 0;
+	int rc = 0;
+
+	for (size_t k = 0; k < n; k++)
+		memset(&out[k], 0, sizeof(out[k]));
+	if (!v) {
+		rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		goto done;
+	}
+	for (size_t k = 0; k < n && k < BATCH_WIDTH; k++)
+		prefetch_message(messages[k]);
+	while (i < n) {
+		size_t w = n - i < BATCH_WIDTH ? n - i : BATCH_WIDTH, ready = 0, k;
+		int prc = 0;
+
+		for (k = 0; k < w; k++)
+			prefetch_message_text(messages[i + k]);
+		for (k = i + w; k < n && k < i + 2 * BATCH_WIDTH; k++)
+			prefetch_message(messages[k]);
+		for (; ready < w; ready++) {
+			if ((prc = engine_prepare(&v[ready].p, messages[i + ready], delim)))
+				break; /* the messages before it are still decided */
+			ematches_init(&v[ready].ms);
+		}
+		for (k = 0; k < ready; k++)
+			collect_start(&v[k].cs, s, &v[k].p, NULL, &v[k].ms);
+		for (k = 0; k < ready; k++)
+			collect_candidates(&v[k].cs);
+		for (k = 0; k < ready; k++)
+			collect_finish(&v[k].cs);
+		for (k = 0; k < ready && !rc; k++)
+			rc = engine_decide(&v[k].p, &v[k].ms, &out[i + k]);
+		for (size_t j = 0; j < ready; j++) {
+			ematches_free(&v[j].ms);
+			engine_prepared_free(&v[j].p);
+		}
+		if (rc) {
+			i += k - 1; /* the message whose decision failed */
+			break;
+		}
+		if (prc) {
+			rc = prc;
+			i += ready;
+			break;
+		}
+		i += w;
+	}
+done:
+	free(v);
+	if (rc && failed)
+		*failed = i;
+	return rc;
 }
