@@ -88,6 +88,7 @@ void allowd_budget_init(allowd_budget *b, uint32_t limit_ms)
 static uint64_t hash_keys[HASH_WORDS + 2];
 static unsigned char hash_sip_key[crypto_shorthash_KEYBYTES];
 static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+static atomic_int hash_ready; /* set (release) once the keys are drawn */
 
 static void hash_key_init(void)
 {
@@ -95,6 +96,7 @@ static void hash_key_init(void)
 		abort(); /* no entropy source: nothing in allowd can work */
 	randombytes_buf(hash_keys, sizeof(hash_keys));
 	randombytes_buf(hash_sip_key, sizeof(hash_sip_key));
+	atomic_store_explicit(&hash_ready, 1, memory_order_release);
 }
 
 uint64_t engine_hash(const void *data, size_t len)
@@ -104,7 +106,8 @@ uint64_t engine_hash(const void *data, size_t len)
 	size_t i = 0, n = 1;
 	uint32_t w;
 
-	pthread_once(&hash_once, hash_key_init);
+	if (!atomic_load_explicit(&hash_ready, memory_order_acquire))
+		pthread_once(&hash_once, hash_key_init);
 	if (len > HASH_WORDS * 4) {
 		unsigned char out[crypto_shorthash_BYTES];
 		crypto_shorthash(out, p, len, hash_sip_key);
@@ -116,9 +119,10 @@ uint64_t engine_hash(const void *data, size_t len)
 		memcpy(&w, p + i, 4);
 		h += hash_keys[n] * w;
 	}
-	if (i < len) {
+	if (i < len) { /* the last 1-3 bytes, zero-padded (as a little-endian load would read) */
 		w = 0;
-		memcpy(&w, p + i, len - i);
+		for (size_t j = 0; i + j < len; j++)
+			w |= (uint32_t)p[i + j] << (8 * j);
 		h += hash_keys[n] * w;
 	}
 	h += hash_keys[HASH_WORDS + 1] * (uint64_t)len;
@@ -234,12 +238,16 @@ static inline unsigned char lower_copy(char *dst, const char *src, size_t n)
 		w = lower8(w);
 		memcpy(dst + i, &w, 8);
 	}
-	if (i < n) {
-		w = 0;
-		memcpy(&w, src + i, n - i);
+	if (i < n && n >= 8) { /* the last eight bytes again: lower-casing twice is harmless */
+		memcpy(&w, src + n - 8, 8);
 		any |= w;
 		w = lower8(w);
-		memcpy(dst + i, &w, n - i);
+		memcpy(dst + n - 8, &w, 8);
+	} else {
+		for (; i < n; i++) {
+			any |= (unsigned char)src[i];
+			dst[i] = lower((unsigned char)src[i]);
+		}
 	}
 	any |= any >> 32;
 	any |= any >> 16;
@@ -257,10 +265,12 @@ static inline int has_high(const char *s, size_t n)
 		memcpy(&w, s + i, 8);
 		any |= w;
 	}
-	if (i < n) {
-		w = 0;
-		memcpy(&w, s + i, n - i);
+	if (i < n && n >= 8) {
+		memcpy(&w, s + n - 8, 8);
 		any |= w;
+	} else {
+		for (; i < n; i++)
+			any |= (unsigned char)s[i];
 	}
 	return (any & 0x8080808080808080ULL) != 0;
 }
@@ -416,6 +426,20 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim)
 		engine_prepared_free(p);
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	}
+	/*
+	 * Ask for every address's text at once, so that when the message is not
+	 * in the cache its misses overlap instead of coming one per address.
+	 */
+	if (m->envelope_from)
+		__builtin_prefetch(m->envelope_from);
+	if (m->header_from)
+		__builtin_prefetch(m->header_from);
+	for (size_t i = 0; i < m->n_reply_to && i < 4; i++)
+		__builtin_prefetch(m->reply_to[i]);
+	for (size_t i = 0; i < m->n_recipients && i < 4; i++)
+		__builtin_prefetch(m->recipients[i]);
+	if (m->client_ip)
+		__builtin_prefetch(m->client_ip);
 	if (m->envelope_from && *m->envelope_from) {
 		engine_address(&p->senders[k], m->envelope_from, delim, 1);
 		p->sender_field[k] = ALLOWD_FIELD_ENVELOPE_FROM;
