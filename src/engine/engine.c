@@ -511,16 +511,16 @@ void engine_prepare_ip(eprepared *p)
 	if (!t || !*t)
 		return;
 	/*
-	 * What allowd_ip_parse accepts, IPv4 first: without a ':' the text
-	 * cannot be IPv6, and allowd_ip_parse would try IPv6 before IPv4.
+	 * What allowd_ip_parse accepts, IPv4 first: a dotted quad has no ':',
+	 * so it cannot be IPv6 (allowd_ip_parse tries IPv6 first); a text with
+	 * a ':' is never a dotted quad and goes to allowd_ip_parse; a text with
+	 * neither is nothing.
 	 */
-	if (!strchr(t, ':')) {
+	if (engine_ipv4_parse(ip + 12, t) == 0) {
 		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-		if (engine_ipv4_parse(ip + 12, t) == 0) {
-			memcpy(ip, mapped, 12);
-			p->has_ip = 1;
-		}
-	} else if (allowd_ip_parse(ip, t) == 0) {
+		memcpy(ip, mapped, 12);
+		p->has_ip = 1;
+	} else if (strchr(t, ':') && allowd_ip_parse(ip, t) == 0) {
 		p->has_ip = 1;
 	}
 	if (p->has_ip)
