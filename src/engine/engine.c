@@ -401,12 +401,14 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim)
 {
 	size_t n = 2 + m->n_reply_to, k = 0;
 
-	/* no memset: the inline arrays are large and written before they are read */
+	/*
+	 * No memset: the inline arrays are large and written before they are
+	 * read.  dispositions and budget sit behind the 4.6 KB of auth facts, on
+	 * a cache line of their own: asked for now, read last.
+	 */
+	__builtin_prefetch(&m->dispositions);
+	__builtin_prefetch(&m->auth.spf); /* what a verified sender match reads first */
 	p->m = m;
-	p->dispositions = m->dispositions & ALLOWD_DISP_ALL;
-	if (!p->dispositions)
-		p->dispositions = ALLOWD_DISP_VERDICTS;
-	p->budget = m->budget;
 	p->has_auth = 0;
 	p->n_senders = p->n_recipients = 0;
 	p->has_ip = p->has_ip_text = p->has_server = 0;
@@ -462,6 +464,10 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim)
 		engine_address(&p->recipients[i], m->recipients[i] ? m->recipients[i] : "", delim,
 			       0);
 	p->n_recipients = m->n_recipients;
+	p->dispositions = m->dispositions & ALLOWD_DISP_ALL;
+	if (!p->dispositions)
+		p->dispositions = ALLOWD_DISP_VERDICTS;
+	p->budget = m->budget;
 	return 0;
 }
 

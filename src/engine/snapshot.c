@@ -1091,6 +1091,7 @@ static void prefetch_message(const allowd_message *m)
 {
 	__builtin_prefetch(m);
 	__builtin_prefetch((const char *)m + 64);
+	__builtin_prefetch(&m->dispositions);
 }
 
 static void prefetch_message_text(const allowd_message *m)
