@@ -391,9 +391,15 @@ static void norm_check(allowd_auth_check *out, const allowd_auth_check *in)
 	size_t n = strnlen(in->domain, sizeof(in->domain) - 1);
 
 	out->result = in->result;
-	memcpy(raw, in->domain, n);
-	raw[n] = '\0';
-	if (!n || engine_domain(out->domain, sizeof(out->domain), raw))
+	if (!n) {
+		out->domain[0] = '\0';
+		return;
+	}
+	if (in->domain[n] != '\0') { /* 253 bytes and no terminator: only those count */
+		memcpy(raw, in->domain, n);
+		raw[n] = '\0';
+	}
+	if (engine_domain(out->domain, sizeof(out->domain), in->domain[n] ? raw : in->domain))
 		out->domain[0] = '\0'; /* not a domain: it verifies nothing */
 }
 
