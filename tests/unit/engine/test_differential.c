@@ -415,8 +415,8 @@ typedef struct batch {
 
 /* Evaluates the kept messages as one batch and one by one; false on a difference. */
 static bool flush_batch(uint64_t seed, allowd_policy *const *pols, size_t n,
-			const allowd_engine_options *o, const allowd_snapshot *snap, batch *b,
-			stats *st)
+                        const allowd_engine_options *o, const allowd_snapshot *snap, batch *b,
+                        stats *st)
 {
 	const allowd_message *v[BATCH_N];
 	allowd_decision got[BATCH_N];
