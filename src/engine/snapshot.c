@@ -395,11 +395,12 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 		const allowd_policy *p = policies[i];
 		const char *k = p->pattern_norm ? p->pattern_norm : p->pattern;
 		size_t len = strlen(k ? k : "");
-		if (len > UINT16_MAX) /* far beyond any valid pattern */
-			len = UINT16_MAX;
 		if (!p->is_regex && (p->pattern_type == ALLOWD_PATTERN_EMAIL ||
 				     p->pattern_type == ALLOWD_PATTERN_DOMAIN))
-			arena += REC_ALIGN - 1 + sizeof(erec) + len + 1; /* alignment, header, string */
+			/* alignment, header, string (an exact key is cut at 65535 bytes,
+			   far beyond any valid pattern: it then matches nothing) */
+			arena += REC_ALIGN - 1 + sizeof(erec) +
+				 (len > UINT16_MAX ? UINT16_MAX : len) + 1;
 		else
 			arena += len + 1;
 		if (p->is_regex)
@@ -440,7 +441,7 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 				     (p->is_acceptable_sender ? CP_ACCEPTABLE : 0) |
 				     (p->is_exempt_recipient ? CP_EXEMPT : 0) |
 				     (p->verify_sender ? CP_VERIFY : 0) | (p->is_regex ? CP_REGEX : 0));
-		if (len > UINT16_MAX)
+		if (exact && len > UINT16_MAX)
 			len = UINT16_MAX; /* what the arena was sized for; never a valid pattern */
 		if (exact) {
 			erec *r;
