@@ -1111,14 +1111,22 @@ static void prefetch_message_text(const allowd_message *m)
 int allowd_evaluate_batch(const allowd_snapshot *s, const allowd_message *const *messages,
 			  size_t n, allowd_decision *out, size_t *failed)
 {
-	batch_slot *v = malloc(BATCH_WIDTH * sizeof(*v));
 	char delim = s->opts.subaddress_delimiter;
+	batch_slot *v;
 	size_t i = 0;
 	int rc = 0;
 
+	if (n == 1) { /* nothing to overlap: no batch state */
+		memset(&out[0], 0, sizeof(out[0]));
+		if ((rc = allowd_evaluate(s, messages[0], &out[0])) && failed)
+			*failed = 0;
+		return rc;
+	}
 	for (size_t k = 0; k < n; k++)
 		memset(&out[k], 0, sizeof(out[k]));
-	if (!v) {
+	if (!n)
+		return 0;
+	if (!(v = malloc(BATCH_WIDTH * sizeof(*v)))) {
 		rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 		goto done;
 	}
