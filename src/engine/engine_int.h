@@ -29,6 +29,7 @@ typedef struct eaddr {
 	char norm[ADDR_MAX];  /* local@domain, lower case, A-label domain */
 	const char *domain;   /* points into norm */
 	char sub[ADDR_MAX];   /* subaddress stripped ("" when there was none) */
+	uint16_t norm_len, sub_len, domain_len; /* strlen of each; valid when ok */
 	uint64_t h_norm, h_sub, h_domain; /* engine_hash of each; valid when ok (h_domain:
 					    senders only, recipients never probe domains) */
 } eaddr;
@@ -41,6 +42,12 @@ typedef struct eprepared {
 	size_t n_senders;
 	eaddr *recipients;
 	size_t n_recipients;
+	/*
+	 * client_ip and server_name are parsed and normalised only when a
+	 * snapshot has something that could match them (engine_prepare_ip,
+	 * engine_prepare_server): *_state is 0 until then.
+	 */
+	int ip_state, server_state;
 	int has_ip;
 	uint8_t ip[16];
 	int has_ip_text;         /* ip_text is filled (lazily: only IP regexes need it) */
@@ -107,8 +114,14 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim);
 void engine_prepared_free(eprepared *p);
 /* Fills p->auth (normalised) once; later calls do nothing. */
 void engine_prepare_auth(eprepared *p);
-/* Fills p->ip_text once, when p->has_ip; later calls do nothing. */
+/* Parses client_ip into p->ip (p->has_ip) once; later calls do nothing. */
+void engine_prepare_ip(eprepared *p);
+/* Normalises server_name into p->server (p->has_server) once. */
+void engine_prepare_server(eprepared *p);
+/* Fills p->ip_text once, when client_ip parses; later calls do nothing. */
 void engine_prepare_ip_text(eprepared *p);
+/* Exactly inet_pton(AF_INET): 0 and the four bytes, or -1. */
+int engine_ipv4_parse(uint8_t out[4], const char *s);
 
 /*
  * The keyed hash of the exact tables (engine.c has the construction and

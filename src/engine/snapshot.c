@@ -4,8 +4,11 @@
  * Layout (immutable once built):
  *   - pols[]: a compact record per policy (id, type, flags, offset of the
  *     normalised pattern in a string arena);
- *   - two open-addressing hash tables over the arena strings: exact EMAIL
- *     addresses and exact DOMAIN names;
+ *   - two open-addressing hash tables over the arena: exact EMAIL
+ *     addresses and exact DOMAIN names.  An exact policy's string sits in
+ *     the arena behind a small header (erec: id, flags, length), so a hit
+ *     costs one slot and one record -- two cache misses -- and a candidate
+ *     is rejected by its length before any byte is compared;
  *   - the IP blocks indexed by prefix length: per length in use, a hash
  *     table of network addresses (128-bit, IPv4 mapped into IPv6); a
  *     lookup masks the client address to each length in use and probes
@@ -43,9 +46,24 @@ typedef struct cpol {
 } cpol;
 
 /*
+ * An exact policy as the hash tables see it: everything a match needs, next
+ * to the string it is matched by.  8-byte aligned in the arena.
+ */
+typedef struct erec {
+	int32_t id;
+	uint8_t flags;
+	uint8_t pad;
+	uint16_t len; /* strlen(str) */
+	char str[];   /* pattern_norm, NUL-terminated */
+} erec;
+
+#define REC_ALIGN 8
+
+/*
  * Open addressing, linear probing.  A slot holds the key's 32-bit hash tag
- * (high half) and cpol index + 1 (low half; 0 = empty), so a probe that
- * misses touches only the slot array, never the policy or its string.
+ * (high half) and the erec's arena offset / REC_ALIGN + 1 (low half; 0 =
+ * empty), so a probe that misses touches only the slot array, never the
+ * record.
  */
 typedef struct htab {
 	uint64_t *slots;
@@ -148,13 +166,19 @@ static int htab_init(htab *t, size_t n)
 	return 0;
 }
 
-static void htab_put(htab *t, const char *key, uint32_t idx)
+static void htab_put(htab *t, const char *key, size_t rec_off)
 {
 	uint64_t h = hash_str(key);
 	size_t i = h & t->mask;
 	while (t->slots[i])
 		i = (i + 1) & t->mask;
-	t->slots[i] = (h & 0xffffffff00000000ULL) | (uint64_t)(idx + 1);
+	t->slots[i] = (h & 0xffffffff00000000ULL) | (uint64_t)(rec_off / REC_ALIGN + 1);
+}
+
+static inline const erec *slot_rec(const allowd_snapshot *s, uint64_t slot)
+{
+	return (const erec *)(const void *)(s->arena +
+					     ((slot & 0xffffffffu) - 1) * (size_t)REC_ALIGN);
 }
 
 /* ---- IP blocks by prefix length ------------------------------------ */
@@ -370,7 +394,15 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 	for (size_t i = 0; i < n; i++) {
 		const allowd_policy *p = policies[i];
 		const char *k = p->pattern_norm ? p->pattern_norm : p->pattern;
-		arena += strlen(k ? k : "") + 1;
+		size_t len = strlen(k ? k : "");
+		if (!p->is_regex && (p->pattern_type == ALLOWD_PATTERN_EMAIL ||
+				     p->pattern_type == ALLOWD_PATTERN_DOMAIN))
+			/* alignment, header, string (an exact key is cut at 65535 bytes,
+			   far beyond any valid pattern: it then matches nothing) */
+			arena += REC_ALIGN - 1 + sizeof(erec) +
+				 (len > UINT16_MAX ? UINT16_MAX : len) + 1;
+		else
+			arena += len + 1;
 		if (p->is_regex)
 			nre[regex_kind(p->pattern_type)]++;
 		else if (p->pattern_type == ALLOWD_PATTERN_EMAIL)
@@ -397,7 +429,9 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 	for (size_t i = 0; i < n; i++) {
 		const allowd_policy *p = policies[i];
 		const char *k = p->pattern_norm ? p->pattern_norm : p->pattern;
-		size_t len = strlen(k ? k : "");
+		size_t len = strlen(k ? k : ""), rec_off = 0;
+		int exact = !p->is_regex && (p->pattern_type == ALLOWD_PATTERN_EMAIL ||
+					     p->pattern_type == ALLOWD_PATTERN_DOMAIN);
 		cpol *c = &s->pols[s->n];
 		uint32_t idx = (uint32_t)s->n;
 
@@ -407,8 +441,22 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 				     (p->is_acceptable_sender ? CP_ACCEPTABLE : 0) |
 				     (p->is_exempt_recipient ? CP_EXEMPT : 0) |
 				     (p->verify_sender ? CP_VERIFY : 0) | (p->is_regex ? CP_REGEX : 0));
+		if (exact && len > UINT16_MAX)
+			len = UINT16_MAX; /* what the arena was sized for; never a valid pattern */
+		if (exact) {
+			erec *r;
+			s->arena_len = (s->arena_len + REC_ALIGN - 1) & ~(size_t)(REC_ALIGN - 1);
+			rec_off = s->arena_len;
+			r = (erec *)(void *)(s->arena + rec_off);
+			r->id = c->id;
+			r->flags = c->flags;
+			r->pad = 0;
+			r->len = (uint16_t)len;
+			s->arena_len += sizeof(erec);
+		}
 		c->str = (uint32_t)s->arena_len;
-		memcpy(s->arena + s->arena_len, k ? k : "", len + 1);
+		memcpy(s->arena + s->arena_len, k ? k : "", len);
+		s->arena[s->arena_len + len] = '\0';
 		s->arena_len += len + 1;
 		s->n++;
 
@@ -420,9 +468,9 @@ int allowd_snapshot_build(allowd_snapshot **out, allowd_policy *const *policies,
 				continue; /* not a valid regex: it can match nothing */
 			rs->n++;
 		} else if (p->pattern_type == ALLOWD_PATTERN_EMAIL) {
-			htab_put(&s->emails, s->arena + c->str, idx);
+			htab_put(&s->emails, s->arena + c->str, rec_off);
 		} else if (p->pattern_type == ALLOWD_PATTERN_DOMAIN) {
-			htab_put(&s->domains, s->arena + c->str, idx);
+			htab_put(&s->domains, s->arena + c->str, rec_off);
 		} else if (p->pattern_type == ALLOWD_PATTERN_IP) {
 			allowd_cidr cidr;
 			if (allowd_cidr_parse(&cidr, s->arena + c->str) == 0) {
@@ -621,15 +669,21 @@ static int budget_spent(ctx *c, int64_t *t0)
 }
 
 /* Adds p if its flags fit the side: sender fields need a sender flag, recipients EXEMPT. */
+static inline void consider_id(ctx *c, int32_t id, uint8_t flags, allowd_field field,
+			       size_t index, const char *value)
+{
+	uint8_t need = field == ALLOWD_FIELD_RECIPIENT ? CP_EXEMPT : CP_SENDER;
+
+	if (!(flags & need) || shadowed(c->shadow, id))
+		return;
+	ematches_add(c->ms, id, flags, field, index, value);
+}
+
 static inline void consider(ctx *c, uint32_t pol, allowd_field field, size_t index,
 			    const char *value)
 {
 	const cpol *p = &c->s->pols[pol];
-	uint8_t need = field == ALLOWD_FIELD_RECIPIENT ? CP_EXEMPT : CP_SENDER;
-
-	if (!(p->flags & need) || shadowed(c->shadow, p->id))
-		return;
-	ematches_add(c->ms, p->id, p->flags, field, index, value);
+	consider_id(c, p->id, p->flags, field, index, value);
 }
 
 static int regex_confirm(ctx *c, const rentry *e, const char *subject, size_t len)
@@ -814,29 +868,32 @@ static void ip_run(ctx *c, const ipquery *q, const char *value)
 /*
  * The exact lookups of one message, in stages so that the cache misses of a
  * large account's tables overlap instead of adding up: every probe's slot
- * is prefetched (add_probe), then every probe's first candidate policy
- * record (probe_candidate), then the candidates' strings, and only then is
- * anything compared (run_probe).  The hashes come from the prepared message
- * (computed once for every snapshot).
+ * is prefetched (add_probe), then every probe's first candidate record
+ * (probe_candidate: id, flags, length and string together), and only then
+ * is anything compared (run_probe: the length first, then the bytes).  The
+ * hashes and lengths come from the prepared message (computed once for
+ * every snapshot).
  */
 typedef struct probe {
 	const htab *t;
 	const char *key;
+	size_t len;
 	uint64_t h;
 	size_t index;
 	const char *value;
+	uint64_t cand; /* the first slot with the key's tag; 0 = none */
 	allowd_field field;
-	uint32_t cand; /* cpol index + 1 of the first slot with the key's tag; 0 = none */
 } probe;
 
 #define PROBES_INLINE 32
 
-static inline void add_probe(probe *v, size_t *n, const htab *t, const char *key, uint64_t h,
-			     allowd_field f, size_t index, const char *value)
+static inline void add_probe(probe *v, size_t *n, const htab *t, const char *key, size_t len,
+			     uint64_t h, allowd_field f, size_t index, const char *value)
 {
-	if (!*key || !t->slots)
+	if (!len || !t->slots)
 		return;
-	v[*n] = (probe){.t = t, .key = key, .h = h, .index = index, .value = value, .field = f};
+	v[*n] = (probe){.t = t, .key = key, .len = len, .h = h, .index = index, .value = value,
+			.field = f};
 	__builtin_prefetch(&t->slots[h & t->mask]);
 	(*n)++;
 }
@@ -848,8 +905,10 @@ static inline void probe_candidate(const allowd_snapshot *s, probe *pr)
 
 	for (size_t i = pr->h & t->mask; t->slots[i]; i = (i + 1) & t->mask)
 		if ((t->slots[i] & 0xffffffff00000000ULL) == tag) {
-			pr->cand = (uint32_t)(t->slots[i] & 0xffffffffu);
-			__builtin_prefetch(&s->pols[pr->cand - 1]);
+			const erec *r = slot_rec(s, t->slots[i]);
+			pr->cand = t->slots[i];
+			__builtin_prefetch(r);
+			__builtin_prefetch(r->str + pr->len); /* the next line, when it spans two */
 			return;
 		}
 }
@@ -862,10 +921,12 @@ static void run_probe(ctx *c, const probe *pr)
 	if (!pr->cand)
 		return; /* no slot carries the tag: no policy can match */
 	for (size_t i = pr->h & t->mask; t->slots[i]; i = (i + 1) & t->mask) {
-		uint32_t pol = (uint32_t)(t->slots[i] & 0xffffffffu) - 1;
-		if ((t->slots[i] & 0xffffffff00000000ULL) == tag &&
-		    strcmp(c->s->arena + c->s->pols[pol].str, pr->key) == 0)
-			consider(c, pol, pr->field, pr->index, pr->value);
+		const erec *r;
+		if ((t->slots[i] & 0xffffffff00000000ULL) != tag)
+			continue;
+		r = slot_rec(c->s, t->slots[i]);
+		if (r->len == pr->len && memcmp(r->str, pr->key, pr->len) == 0)
+			consider_id(c, r->id, r->flags, pr->field, pr->index, pr->value);
 	}
 }
 
@@ -874,80 +935,243 @@ static int has_regexes(const allowd_snapshot *s)
 	return s->regex[RS_EMAIL].n || s->regex[RS_DOMAIN].n || s->regex[RS_IP].n;
 }
 
-void engine_collect(const allowd_snapshot *s, eprepared *p, const eshadow *shadow,
-		    ematches *ms)
-{
-	ctx c = {s, shadow, ms, NULL, NULL};
-	probe inline_probes[PROBES_INLINE], *probes = inline_probes;
-	size_t n_probes = 0, max = 3 * p->n_senders + 2 * p->n_recipients;
-	int exact = s->emails.slots || s->domains.slots, ip = p->has_ip && s->n_ipt;
+/*
+ * One message's collection in one snapshot, split at its memory stalls so
+ * that allowd_evaluate_batch can interleave the stages of several messages:
+ * collect_start hashes and prefetches every slot, collect_candidates reads
+ * the slots and prefetches the first candidate records, collect_finish
+ * compares and runs the regexes.  engine_collect runs the three in a row.
+ */
+typedef struct collect {
+	ctx c;
+	eprepared *p;
+	probe inline_probes[PROBES_INLINE], *probes;
+	size_t n_probes;
+	int ip;   /* the client address is probed in the IP tables */
+	int dead; /* out of memory: nothing more to do */
 	ipquery q;
+} collect;
 
+static void collect_start(collect *cs, const allowd_snapshot *s, eprepared *p,
+			  const eshadow *shadow, ematches *ms)
+{
+	size_t max = 3 * p->n_senders + 2 * p->n_recipients;
+	int exact = s->emails.slots || s->domains.slots;
+
+	cs->c = (ctx){s, shadow, ms, NULL, NULL};
+	cs->p = p;
+	cs->probes = cs->inline_probes;
+	cs->n_probes = 0;
+	cs->ip = 0;
+	cs->dead = 0;
 	if (p->budget && p->budget->limit_us > 0)
-		c.budget = p->budget;
-	if (exact && max > PROBES_INLINE && !(probes = malloc(max * sizeof(*probes)))) {
+		cs->c.budget = p->budget;
+	if (exact && max > PROBES_INLINE && !(cs->probes = malloc(max * sizeof(*cs->probes)))) {
+		cs->probes = cs->inline_probes;
 		ms->oom = 1;
+		cs->dead = 1;
 		return;
 	}
-	if (ip)
-		ip_prefetch(s, &q, p->ip);
+	if (s->n_ipt) {
+		engine_prepare_ip(p);
+		cs->ip = p->has_ip;
+	}
+	if (cs->ip)
+		ip_prefetch(s, &cs->q, p->ip);
 	for (size_t i = 0; exact && i < p->n_senders; i++) {
 		const eaddr *a = &p->senders[i];
 		if (!a->ok)
 			continue;
-		add_probe(probes, &n_probes, &s->emails, a->norm, a->h_norm, p->sender_field[i],
-			  p->sender_index[i], a->raw);
-		add_probe(probes, &n_probes, &s->emails, a->sub, a->h_sub, p->sender_field[i],
-			  p->sender_index[i], a->raw);
-		add_probe(probes, &n_probes, &s->domains, a->domain, a->h_domain, p->sender_field[i],
-			  p->sender_index[i], a->domain);
+		add_probe(cs->probes, &cs->n_probes, &s->emails, a->norm, a->norm_len, a->h_norm,
+			  p->sender_field[i], p->sender_index[i], a->raw);
+		add_probe(cs->probes, &cs->n_probes, &s->emails, a->sub, a->sub_len, a->h_sub,
+			  p->sender_field[i], p->sender_index[i], a->raw);
+		add_probe(cs->probes, &cs->n_probes, &s->domains, a->domain, a->domain_len,
+			  a->h_domain, p->sender_field[i], p->sender_index[i], a->domain);
 	}
 	for (size_t i = 0; exact && i < p->n_recipients; i++) {
 		const eaddr *a = &p->recipients[i];
 		if (!a->ok)
 			continue;
-		add_probe(probes, &n_probes, &s->emails, a->norm, a->h_norm, ALLOWD_FIELD_RECIPIENT,
-			  i, a->raw);
-		add_probe(probes, &n_probes, &s->emails, a->sub, a->h_sub, ALLOWD_FIELD_RECIPIENT, i,
-			  a->raw);
+		add_probe(cs->probes, &cs->n_probes, &s->emails, a->norm, a->norm_len, a->h_norm,
+			  ALLOWD_FIELD_RECIPIENT, i, a->raw);
+		add_probe(cs->probes, &cs->n_probes, &s->emails, a->sub, a->sub_len, a->h_sub,
+			  ALLOWD_FIELD_RECIPIENT, i, a->raw);
 	}
-	if (ip)
-		ip_candidates(s, &q);
-	for (size_t i = 0; i < n_probes; i++)
-		probe_candidate(s, &probes[i]);
-	for (size_t i = 0; i < n_probes; i++)
-		if (probes[i].cand)
-			__builtin_prefetch(s->arena + s->pols[probes[i].cand - 1].str);
-	if (ip) /* while those strings arrive */
-		ip_run(&c, &q, p->m->client_ip);
-	for (size_t i = 0; i < n_probes; i++)
-		run_probe(&c, &probes[i]);
-	if (probes != inline_probes)
-		free(probes);
+}
+
+static void collect_candidates(collect *cs)
+{
+	const allowd_snapshot *s = cs->c.s;
+
+	if (cs->dead)
+		return;
+	if (cs->ip)
+		ip_candidates(s, &cs->q);
+	for (size_t i = 0; i < cs->n_probes; i++)
+		probe_candidate(s, &cs->probes[i]);
+}
+
+static void collect_finish(collect *cs)
+{
+	const allowd_snapshot *s = cs->c.s;
+	eprepared *p = cs->p;
+	ctx *c = &cs->c;
+
+	if (cs->dead)
+		return;
+	if (cs->ip)
+		ip_run(c, &cs->q, p->m->client_ip);
+	for (size_t i = 0; i < cs->n_probes; i++)
+		run_probe(c, &cs->probes[i]);
+	if (cs->probes != cs->inline_probes)
+		free(cs->probes);
+	cs->probes = cs->inline_probes;
+	cs->n_probes = 0;
 	if (!has_regexes(s))
 		return; /* no Hyperscan, no PCRE2, no clock */
 
 	for (size_t i = 0; i < p->n_senders; i++) {
 		const eaddr *a = &p->senders[i];
 		if (a->ok)
-			regex_scan(&c, RS_DOMAIN, a->domain, p->sender_field[i], p->sender_index[i],
+			regex_scan(c, RS_DOMAIN, a->domain, p->sender_field[i], p->sender_index[i],
 				   a->domain);
-		regex_scan(&c, RS_EMAIL, a->ok ? a->norm : a->raw, p->sender_field[i],
+		regex_scan(c, RS_EMAIL, a->ok ? a->norm : a->raw, p->sender_field[i],
 			   p->sender_index[i], a->raw);
 	}
 	for (size_t i = 0; i < p->n_recipients; i++) {
 		const eaddr *a = &p->recipients[i];
 		if (a->ok)
-			regex_scan(&c, RS_DOMAIN, a->domain, ALLOWD_FIELD_RECIPIENT, i, a->domain);
+			regex_scan(c, RS_DOMAIN, a->domain, ALLOWD_FIELD_RECIPIENT, i, a->domain);
 		if (a->raw && *a->raw)
-			regex_scan(&c, RS_EMAIL, a->ok ? a->norm : a->raw, ALLOWD_FIELD_RECIPIENT, i,
+			regex_scan(c, RS_EMAIL, a->ok ? a->norm : a->raw, ALLOWD_FIELD_RECIPIENT, i,
 				   a->raw);
 	}
-	if (p->has_ip && s->regex[RS_IP].n) {
+	if (s->regex[RS_IP].n) {
 		engine_prepare_ip_text(p);
-		regex_scan(&c, RS_IP, p->ip_text, ALLOWD_FIELD_CLIENT_IP, 0, p->m->client_ip);
+		if (p->has_ip)
+			regex_scan(c, RS_IP, p->ip_text, ALLOWD_FIELD_CLIENT_IP, 0,
+				   p->m->client_ip);
 	}
-	if (p->has_server)
-		regex_scan(&c, RS_DOMAIN, p->server, ALLOWD_FIELD_SERVER_NAME, 0, p->m->server_name);
-	pcre2_match_data_free(c.md);
+	if (s->regex[RS_DOMAIN].n)
+		engine_prepare_server(p);
+	if (s->regex[RS_DOMAIN].n && p->has_server)
+		regex_scan(c, RS_DOMAIN, p->server, ALLOWD_FIELD_SERVER_NAME, 0,
+			   p->m->server_name);
+	pcre2_match_data_free(c->md);
+	c->md = NULL;
+}
+
+void engine_collect(const allowd_snapshot *s, eprepared *p, const eshadow *shadow,
+		    ematches *ms)
+{
+	collect cs;
+
+	collect_start(&cs, s, p, shadow, ms);
+	collect_candidates(&cs);
+	collect_finish(&cs);
+}
+
+/* ---- batches -------------------------------------------------------- */
+
+/*
+ * Messages in flight at once.  Each stage touches memory the previous one
+ * prefetched for all of them, so the misses of BATCH_WIDTH messages
+ * overlap; wider stops paying once the prefetches outnumber what the core
+ * keeps in flight.
+ */
+#define BATCH_WIDTH 8
+
+typedef struct batch_slot {
+	eprepared p;
+	ematches ms;
+	collect cs;
+} batch_slot;
+
+/* The cache lines of m that preparing it reads first. */
+static void prefetch_message(const allowd_message *m)
+{
+	__builtin_prefetch(m);
+	__builtin_prefetch((const char *)m + 64);
+	__builtin_prefetch(&m->dispositions);
+}
+
+static void prefetch_message_text(const allowd_message *m)
+{
+	if (m->envelope_from)
+		__builtin_prefetch(m->envelope_from);
+	if (m->header_from)
+		__builtin_prefetch(m->header_from);
+	if (m->n_recipients)
+		__builtin_prefetch(m->recipients);
+	if (m->client_ip)
+		__builtin_prefetch(m->client_ip);
+	__builtin_prefetch(&m->auth.spf);
+}
+
+int allowd_evaluate_batch(const allowd_snapshot *s, const allowd_message *const *messages,
+			  size_t n, allowd_decision *out, size_t *failed)
+{
+	char delim = s->opts.subaddress_delimiter;
+	batch_slot *v;
+	size_t i = 0;
+	int rc = 0;
+
+	if (n == 1) { /* nothing to overlap: no batch state */
+		memset(&out[0], 0, sizeof(out[0]));
+		if ((rc = allowd_evaluate(s, messages[0], &out[0])) && failed)
+			*failed = 0;
+		return rc;
+	}
+	for (size_t k = 0; k < n; k++)
+		memset(&out[k], 0, sizeof(out[k]));
+	if (!n)
+		return 0;
+	if (!(v = malloc(BATCH_WIDTH * sizeof(*v)))) {
+		rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		goto done;
+	}
+	for (size_t k = 0; k < n && k < BATCH_WIDTH; k++)
+		prefetch_message(messages[k]);
+	while (i < n) {
+		size_t w = n - i < BATCH_WIDTH ? n - i : BATCH_WIDTH, ready = 0, k;
+		int prc = 0;
+
+		for (k = 0; k < w; k++)
+			prefetch_message_text(messages[i + k]);
+		for (k = i + w; k < n && k < i + 2 * BATCH_WIDTH; k++)
+			prefetch_message(messages[k]);
+		for (; ready < w; ready++) {
+			if ((prc = engine_prepare(&v[ready].p, messages[i + ready], delim)))
+				break; /* the messages before it are still decided */
+			ematches_init(&v[ready].ms);
+		}
+		for (k = 0; k < ready; k++)
+			collect_start(&v[k].cs, s, &v[k].p, NULL, &v[k].ms);
+		for (k = 0; k < ready; k++)
+			collect_candidates(&v[k].cs);
+		for (k = 0; k < ready; k++)
+			collect_finish(&v[k].cs);
+		for (k = 0; k < ready && !rc; k++)
+			rc = engine_decide(&v[k].p, &v[k].ms, &out[i + k]);
+		for (size_t j = 0; j < ready; j++) {
+			ematches_free(&v[j].ms);
+			engine_prepared_free(&v[j].p);
+		}
+		if (rc) {
+			i += k - 1; /* the message whose decision failed */
+			break;
+		}
+		if (prc) {
+			rc = prc;
+			i += ready;
+			break;
+		}
+		i += w;
+	}
+done:
+	free(v);
+	if (rc && failed)
+		*failed = i;
+	return rc;
 }

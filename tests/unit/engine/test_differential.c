@@ -4,7 +4,9 @@
  * small and shared between policies and messages (domains, subaddresses,
  * case variants, IDN forms, IPs inside and outside blocks, passing and
  * failing authentication) so that most messages match something.  Every
- * decision must be identical.  ALLOWD_TEST_SEED=<n> replays a run.
+ * decision must be identical, and allowd_evaluate_batch over runs of the
+ * same messages must give what allowd_evaluate gives one at a time.
+ * ALLOWD_TEST_SEED=<n> replays a run.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -398,8 +400,57 @@ static uint64_t seed_from_env(void)
 }
 
 typedef struct stats {
-	size_t messages, matches, honored, decided_with_waiver;
+	size_t messages, matches, honored, decided_with_waiver, batched;
 } stats;
+
+/* Messages kept for one allowd_evaluate_batch call. */
+#define BATCH_N 21
+
+typedef struct batch {
+	allowd_message m[BATCH_N];
+	pool p[BATCH_N];
+	const char *reply[BATCH_N][4], *rcpt[BATCH_N][4];
+	size_t n, target;
+} batch;
+
+/* Evaluates the kept messages as one batch and one by one; false on a difference. */
+static bool flush_batch(uint64_t seed, allowd_policy *const *pols, size_t n,
+                        const allowd_engine_options *o, const allowd_snapshot *snap, batch *b,
+                        stats *st)
+{
+	const allowd_message *v[BATCH_N];
+	allowd_decision got[BATCH_N];
+	size_t failed = (size_t)-1;
+	bool ok = true;
+
+	for (size_t i = 0; i < b->n; i++)
+		v[i] = &b->m[i];
+	assert_int_equal(allowd_evaluate_batch(snap, v, b->n, got, &failed), 0);
+	assert_true(failed == (size_t)-1);
+	for (size_t i = 0; i < b->n; i++) {
+		allowd_decision want;
+		assert_int_equal(allowd_evaluate(snap, v[i], &want), 0);
+		if (ok && !same_decision(&want, &got[i])) {
+			fprintf(stderr,
+			        "BATCH DIFFERS (seed %llu, %zu policies, message %zu of a batch of "
+			        "%zu); replay with ALLOWD_TEST_SEED=%llu\n",
+			        (unsigned long long)seed, n, i, b->n, (unsigned long long)seed);
+			dump_case(pols, n, o, v[i]);
+			dump_decision("allowd_evaluate", &want);
+			dump_decision("allowd_evaluate_batch", &got[i]);
+			ok = false;
+		}
+		allowd_decision_clear(&want);
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		allowd_decision_clear(&got[i]);
+		pool_clear(&b->p[i]);
+	}
+	st->batched += b->n;
+	b->n = 0;
+	b->target = 1 + pick(BATCH_N);
+	return ok;
+}
 
 /*
  * One policy set of `n` policies and `n_messages` messages against it.
@@ -410,8 +461,11 @@ static bool run_set(uint64_t seed, size_t n, size_t n_messages, stats *st)
 	allowd_policy **pols = calloc(n ? n : 1, sizeof(*pols));
 	allowd_engine_options o;
 	allowd_snapshot *snap = NULL;
+	batch *b = calloc(1, sizeof(*b));
 	bool ok = true;
 
+	assert_non_null(b);
+	b->target = 1 + pick(BATCH_N);
 	assert_non_null(pols);
 	/* Ids are a shuffled 1..n, so sorting by id is exercised. */
 	for (size_t i = 0; i < n; i++)
@@ -433,12 +487,12 @@ static bool run_set(uint64_t seed, size_t n, size_t n_messages, stats *st)
 		goto done;
 	}
 	for (size_t k = 0; k < n_messages && ok; k++) {
-		const char *reply[4], *rcpt[4];
 		allowd_decision want, got;
+		allowd_message *mp = &b->m[b->n];
 		allowd_message m;
-		pool p = {{0}, 0};
 
-		random_message(&m, &p, reply, rcpt);
+		random_message(mp, &b->p[b->n], b->reply[b->n], b->rcpt[b->n]);
+		m = *mp;
 		memset(&want, 0, sizeof(want));
 		memset(&got, 0, sizeof(got));
 		assert_int_equal(allowd_evaluate_reference(pols, n, &o, &m, &want), 0);
@@ -464,9 +518,13 @@ static bool run_set(uint64_t seed, size_t n, size_t n_messages, stats *st)
 			}
 		allowd_decision_clear(&want);
 		allowd_decision_clear(&got);
-		pool_clear(&p);
+		if (++b->n == b->target || k + 1 == n_messages)
+			ok = flush_batch(seed, pols, n, &o, snap, b, st) && ok;
 	}
 done:
+	for (size_t i = 0; i < b->n; i++)
+		pool_clear(&b->p[i]);
+	free(b);
 	allowd_snapshot_unref(snap);
 	for (size_t i = 0; i < n; i++)
 		allowd_policy_free(pols[i]);
@@ -482,7 +540,7 @@ static void engine_equals_reference_on_random_mail(void **state)
 	    {0, 1, 50}, {1, 25, 20}, {4, 12, 50}, {16, 6, 100}, {64, 4, 100}, {250, 1, 150},
 	};
 	uint64_t seed = seed_from_env();
-	stats st = {0, 0, 0, 0};
+	stats st = {0, 0, 0, 0, 0};
 
 	(void)state;
 	rng_state = seed;
@@ -496,15 +554,84 @@ static void engine_equals_reference_on_random_mail(void **state)
 	              (unsigned long long)seed, st.messages, st.matches, st.honored,
 	              st.decided_with_waiver);
 	assert_true(st.messages >= 2000);
+	assert_true(st.batched == st.messages);
 	/* The vocabulary is meant to make matches common; guard against drift. */
 	assert_true(st.matches > st.messages);
 	assert_true(st.decided_with_waiver > st.messages / 4);
+}
+
+/*
+ * A batch stops at the first message that fails, as a loop of
+ * allowd_evaluate would: the ones before it are decided, it and the rest
+ * are empty, and *failed names it.  Here the failure is a spent regex work
+ * budget given to messages 11 onwards (a batch of 20 spans three groups).
+ */
+static void batch_stops_at_the_first_failing_message(void **state)
+{
+	allowd_policy *pols[2];
+	allowd_snapshot *snap = NULL;
+	allowd_message m[20];
+	const allowd_message *v[20];
+	allowd_decision got[20];
+	allowd_budget spent;
+	size_t failed = 0;
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		pols[i] = calloc(1, sizeof(*pols[i]));
+		assert_non_null(pols[i]);
+		pols[i]->id = i + 1;
+		pols[i]->pattern_type = i ? ALLOWD_PATTERN_DOMAIN : ALLOWD_PATTERN_EMAIL;
+		pols[i]->is_regex = i == 1;
+		pols[i]->pattern = strdup(i ? ".*\\.example" : "alice@bank.example");
+		pols[i]->pattern_norm = strdup(pols[i]->pattern);
+		pols[i]->is_trusted_sender = true;
+	}
+	assert_int_equal(allowd_snapshot_build(&snap, pols, 2, NULL), 0);
+	allowd_budget_init(&spent, 1);
+	spent.used_us = spent.limit_us;
+	spent.exhausted = 1;
+	for (size_t i = 0; i < 20; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		m[i].envelope_from = i % 2 ? "alice@bank.example" : "bob@other.example";
+		m[i].budget = i >= 11 ? &spent : NULL;
+		v[i] = &m[i];
+	}
+	assert_int_equal(allowd_evaluate_batch(snap, v, 20, got, &failed), ALLOWD_EINVALID);
+	assert_int_equal(failed, 11);
+	for (size_t i = 0; i < 20; i++) {
+		allowd_decision want;
+		if (i < 11) {
+			assert_int_equal(allowd_evaluate(snap, v[i], &want), 0);
+			assert_true(same_decision(&want, &got[i]));
+			assert_int_equal(got[i].n_matches, i % 2 ? 2 : 1);
+			allowd_decision_clear(&want);
+		} else {
+			assert_int_equal(got[i].n_matches, 0);
+			assert_null(got[i].matches);
+			assert_null(got[i].storage);
+		}
+		allowd_decision_clear(&got[i]);
+	}
+	/* nothing fails: every message decided */
+	for (size_t i = 0; i < 20; i++)
+		m[i].budget = NULL;
+	failed = 99;
+	assert_int_equal(allowd_evaluate_batch(snap, v, 20, got, &failed), 0);
+	assert_int_equal(failed, 99);
+	for (size_t i = 0; i < 20; i++)
+		allowd_decision_clear(&got[i]);
+	assert_int_equal(allowd_evaluate_batch(snap, v, 0, got, NULL), 0);
+	allowd_snapshot_unref(snap);
+	for (int i = 0; i < 2; i++)
+		allowd_policy_free(pols[i]);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(engine_equals_reference_on_random_mail),
+	    cmocka_unit_test(batch_stops_at_the_first_failing_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
