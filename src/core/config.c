@@ -32,7 +32,7 @@ static const struct option_def {
 	{"connection-timeout", OPT_INT, offsetof(allowd_config, connection_timeout), "30", 1,
 	 3600, "seconds a connection may stay idle, and a request's line, headers and body may "
 	       "take to arrive, before the connection is closed"},
-	{"max-header-bytes", OPT_INT, offsetof(allowd_config, max_header_bytes), "65536", 8192,
+	{"max-header-bytes", OPT_INT, offsetof(allowd_config, max_header_bytes), "16384", 8192,
 	 1048576, "largest request target and request line + headers, in bytes (beyond: 414, 431)"},
 	{"log-level", OPT_STRING, offsetof(allowd_config, log_level), "info", 0, 0,
 	 "error, warn, info or debug"},
