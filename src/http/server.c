@@ -363,9 +363,6 @@ static enum MHD_Result start_write(allowd_server *s, struct MHD_Connection *conn
 	}
 	rq->s = s;
 	rq->conn = conn;
-	rq->suspended = 1;
-	if (rq->cn && rq->cn->w)
-		atomic_fetch_sub(&rq->cn->w->busy, 1);
 	MHD_suspend_connection(conn);
 	if (m->route->start(&rq->write, s->api, &req, write_done, rq)) {
 		rq->start_failed = 1;
@@ -373,6 +370,10 @@ static enum MHD_Result start_write(allowd_server *s, struct MHD_Connection *conn
 		write_done(rq);
 	}
 	allowd_principal_clear(principal);
+	/* the thread is free from here until the resumed call (the checks kept it busy) */
+	rq->suspended = 1;
+	if (rq->cn && rq->cn->w)
+		atomic_fetch_sub(&rq->cn->w->busy, 1);
 	return MHD_YES;
 }
 
