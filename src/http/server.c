@@ -93,10 +93,11 @@ struct allowd_server {
 	atomic_uint_fast64_t next_id;
 	uint32_t boot_id;
 
-	pthread_mutex_t lock; /* guards in_flight, writes and draining */
-	pthread_cond_t idle;  /* in_flight or writes fell to 0 */
+	pthread_mutex_t lock; /* guards in_flight, writes, suspended and draining */
+	pthread_cond_t idle;  /* in_flight, writes or suspended fell to 0 */
 	long in_flight;       /* requests between their headers and their completion */
-	long writes;          /* writes handed to the store whose connection is not resumed yet */
+	long writes;          /* writes started whose write_done has not returned */
+	long suspended;       /* write requests suspended and not yet back in on_request */
 	int draining;         /* the stop is waiting for writes: start no more */
 
 	size_t max_header;  /* --max-header-bytes: request line + headers */
@@ -353,8 +354,10 @@ static enum MHD_Result start_write(allowd_server *s, struct MHD_Connection *conn
 	int draining;
 
 	pthread_mutex_lock(&s->lock);
-	if (!(draining = s->draining))
+	if (!(draining = s->draining)) {
 		s->writes++;
+		s->suspended++;
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (draining) {
 		allowd_principal_clear(principal);
@@ -377,15 +380,25 @@ static enum MHD_Result start_write(allowd_server *s, struct MHD_Connection *conn
 	return MHD_YES;
 }
 
+/* A write's request is back on its thread (resumed), or closed (cn: busy to restore). */
+static void unsuspend(allowd_server *s, request *rq, bool busy)
+{
+	rq->suspended = 0;
+	if (busy && rq->cn && rq->cn->w)
+		atomic_fetch_add(&rq->cn->w->busy, 1);
+	pthread_mutex_lock(&s->lock);
+	if (--s->suspended == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* The resumed call of a write's request: its answer. */
 static enum MHD_Result finish_write(struct MHD_Connection *conn, request *rq)
 {
 	api_response resp = {.status = 200};
 	enum MHD_Result ret;
 
-	rq->suspended = 0;
-	if (rq->cn && rq->cn->w)
-		atomic_fetch_add(&rq->cn->w->busy, 1);
+	unsuspend(rq->s, rq, true);
 	if (rq->start_failed) {
 		allowd_error_restore(&rq->start_err);
 		return send_error(conn, rq, NULL);
@@ -969,7 +982,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		log_info("req=%s %s %s status=%u us=%lld%s", rq->id, rq->method, rq->path, rq->status,
 			 (long long)(allowd_monotonic_us() - rq->start_us),
 			 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
-	if (rq->cn && rq->cn->w && !rq->suspended)
+	if (rq->suspended) /* closed without the resumed call (the daemon stopping) */
+		unsuspend(s, rq, false);
+	else if (rq->cn && rq->cn->w)
 		atomic_fetch_sub(&rq->cn->w->busy, 1);
 	api_write_free(rq->write);
 	free(rq->body);
@@ -1173,10 +1188,11 @@ void allowd_server_stop(allowd_server *s, int grace_ms)
 	 * libmicrohttpd must not be stopped with a connection suspended, and the
 	 * writer must not resume one of a stopped daemon: after the grace, no
 	 * write starts any more, and those in flight are waited for without a
-	 * bound (a queued write cannot be withdrawn; the writer finishes it).
+	 * bound (a queued write cannot be withdrawn; the writer finishes it), and
+	 * so is the resumed call of each (so no connection is left suspended).
 	 */
 	s->draining = 1;
-	while (s->writes > 0)
+	while (s->writes > 0 || s->suspended > 0)
 		pthread_cond_wait(&s->idle, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_lock(&s->conns_lock);
