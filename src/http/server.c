@@ -3,7 +3,8 @@
  * headers and framing, collect the body within --max-body and the request
  * deadline, match the route, authenticate and authorise, call the handler,
  * render Cloudflare's envelope, and write one access-log line when the
- * response has been sent.  Per-request memory is released in one place,
+ * response has been sent.  A write's connection is suspended while the
+ * write waits for its group commit (start_write), so it holds no thread.  Per-request memory is released in one place,
  * on_completed().  Around libmicrohttpd: an acceptor thread hands each
  * connection to one of --threads single-threaded libmicrohttpd daemons
  * (acceptor_main), and a watchdog thread enforces the request deadlines and
@@ -380,7 +381,10 @@ static enum MHD_Result start_write(allowd_server *s, struct MHD_Connection *conn
 	return MHD_YES;
 }
 
-/* A write's request is back on its thread (resumed), or closed (cn: busy to restore). */
+/*
+ * A write's request left the suspended state: back in on_request after the
+ * resume (busy: it occupies its thread again), or closed without that call.
+ */
 static void unsuspend(allowd_server *s, request *rq, bool busy)
 {
 	rq->suspended = 0;
@@ -982,7 +986,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		log_info("req=%s %s %s status=%u us=%lld%s", rq->id, rq->method, rq->path, rq->status,
 			 (long long)(allowd_monotonic_us() - rq->start_us),
 			 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
-	if (rq->suspended) /* closed without the resumed call (the daemon stopping) */
+	if (rq->suspended) /* resumed, but closed before on_request ran again */
 		unsuspend(s, rq, false);
 	else if (rq->cn && rq->cn->w)
 		atomic_fetch_sub(&rq->cn->w->busy, 1);
