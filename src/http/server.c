@@ -93,13 +93,13 @@ struct allowd_server {
 	int64_t rate_window_s;
 	atomic_uint_fast64_t next_id;
 	uint32_t boot_id;
+	int draining; /* under lock: the stop is waiting for writes, start no more */
 
 	pthread_mutex_t lock; /* guards in_flight, writes, suspended and draining */
 	pthread_cond_t idle;  /* in_flight, writes or suspended fell to 0 */
 	long in_flight;       /* requests between their headers and their completion */
 	long writes;          /* writes started whose write_done has not returned */
 	long suspended;       /* write requests suspended and not yet back in on_request */
-	int draining;         /* the stop is waiting for writes: start no more */
 
 	size_t max_header;  /* --max-header-bytes: request line + headers */
 	int64_t request_us; /* whole-request deadline; 0 = none */
