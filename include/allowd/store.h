@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "allowd/error.h"
 #include "allowd/policy.h"
 
 typedef struct allowd_store allowd_store;
@@ -148,6 +149,43 @@ void allowd_batch_result_clear(allowd_batch_result *r);
 
 int allowd_store_batch(allowd_store *s, allowd_batch_result *out, const char *account_id,
 		       const allowd_batch *b);
+
+/*
+ * ---- asynchronous policy writes --------------------------------------
+ *
+ * Each policy write also comes in a form that does not wait for its group
+ * commit, for servers that must not hold a thread per write in flight:
+ *
+ *  - it runs on the caller's thread what needs no database (the pattern
+ *    checks and every rule but the duplicate check) and queues the write;
+ *  - it returns 0 when the write was queued: done(ctx, rc, err) is then
+ *    called exactly once, on the store's writer thread, at the point where
+ *    the synchronous call would return -- after the COMMIT (rc 0: the
+ *    write is durable), after the change hook and after this store's
+ *    caches were invalidated -- or when the write failed (rc < 0 and err,
+ *    borrowed for the call, the error the synchronous call would have left
+ *    in the caller's slot: same code, message and pointer);
+ *  - it returns an error code (this thread's error slot set) when the
+ *    write was refused before it was queued (invalid input, the store
+ *    shutting down, out of memory): then done is never called.
+ *
+ * Every argument (account_id, p, patch, b, out) is borrowed until done
+ * returns; out and p are written by the writer thread before done is
+ * called.  done must be quick (the writer commits the next group after it
+ * returns) and must not call the store.  The synchronous functions above
+ * are these plus a wait.
+ */
+typedef void (*allowd_store_done)(void *ctx, int rc, const allowd_error *err);
+
+int allowd_store_policy_create_async(allowd_store *s, const char *account_id, allowd_policy *p,
+				     allowd_store_done done, void *ctx);
+int allowd_store_policy_update_async(allowd_store *s, allowd_policy **out,
+				     const char *account_id, const allowd_policy_patch *patch,
+				     allowd_store_done done, void *ctx);
+int allowd_store_policy_delete_async(allowd_store *s, const char *account_id, int64_t id,
+				     allowd_store_done done, void *ctx);
+int allowd_store_batch_async(allowd_store *s, allowd_batch_result *out, const char *account_id,
+			     const allowd_batch *b, allowd_store_done done, void *ctx);
 
 /*
  * Streams every policy of an account, in id order, to fn (which takes

@@ -59,6 +59,42 @@ int api_policy_edit(allowd_api *api, const api_request *req, api_response *resp)
 int api_policy_delete(allowd_api *api, const api_request *req, api_response *resp);
 int api_policy_batch(allowd_api *api, const api_request *req, api_response *resp);
 int api_health(allowd_api *api, const api_request *req, api_response *resp);
+
+/*
+ * The policy writes (create, edit, delete, batch) also come in steps, so
+ * that the HTTP layer can let a write wait for its group commit without
+ * holding its thread (src/http/server.c):
+ *
+ *  1. start, on the request's thread: decodes and validates the request
+ *     (the store's pattern checks included) and hands the write to the
+ *     store.  0: *out is the write in flight, and done(ctx) is called
+ *     exactly once, on the store's writer thread, when the write is durable
+ *     and applied to the engine, or has failed; `done` must be quick.  An
+ *     error code (error slot set): nothing was queued, *out is NULL and
+ *     done is never called.  `req` is borrowed for the call only.
+ *  2. api_write_finish, after done, on the thread that answers: 0 with
+ *     resp filled, or the write's error (the store's message and pointer)
+ *     restored into this thread's error slot -- what the synchronous
+ *     handler would have returned.
+ *  3. api_write_free (NULL is fine).
+ *
+ * The handlers api_policy_create ... api_policy_batch above are the three
+ * steps with a wait.
+ */
+typedef struct api_write api_write;
+typedef int (*api_write_start)(api_write **out, allowd_api *api, const api_request *req,
+			       void (*done)(void *ctx), void *ctx);
+
+int api_policy_create_start(api_write **out, allowd_api *api, const api_request *req,
+			    void (*done)(void *ctx), void *ctx);
+int api_policy_edit_start(api_write **out, allowd_api *api, const api_request *req,
+			  void (*done)(void *ctx), void *ctx);
+int api_policy_delete_start(api_write **out, allowd_api *api, const api_request *req,
+			    void (*done)(void *ctx), void *ctx);
+int api_policy_batch_start(api_write **out, allowd_api *api, const api_request *req,
+			   void (*done)(void *ctx), void *ctx);
+int api_write_finish(api_write *w, api_response *resp);
+void api_write_free(api_write *w);
 int api_token_verify(allowd_api *api, const api_request *req, api_response *resp);
 int api_evaluate(allowd_api *api, const api_request *req, api_response *resp);
 

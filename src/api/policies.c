@@ -2,10 +2,13 @@
  * policies.c - handlers of the allow-policy routes: create, list, get,
  * edit, delete and batch.  Each decodes and validates its input, calls the
  * store and encodes the result; status codes come from the error table.
+ * The writes are split into start / finish (api.h) so that the HTTP layer
+ * need not hold a thread while a write waits for its commit.
  */
 #include "api/api.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,26 +35,6 @@ static int result_policy(api_response *resp, const allowd_policy *p)
 	if (!(resp->result = allowd_json_encode_policy(p)))
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	return 0;
-}
-
-int api_policy_create(allowd_api *api, const api_request *req, api_response *resp)
-{
-	allowd_policy_patch in;
-	json_t *body = NULL;
-	int rc;
-
-	if ((rc = allowd_json_parse_body(&body, req->content_type, req->body, req->body_len)))
-		return rc;
-	rc = allowd_json_decode_policy(&in, body, DECODE_CREATE);
-	json_decref(body);
-	if (rc)
-		return rc;
-	if ((rc = allowd_store_policy_create(api->store, req->account_id, &in.v)) == 0) {
-		resp->status = 201;
-		rc = result_policy(resp, &in.v);
-	}
-	allowd_policy_clear(&in.v);
-	return rc;
 }
 
 /*
@@ -84,41 +67,6 @@ int api_policy_get(allowd_api *api, const api_request *req, api_response *resp)
 	resp->body = allowd_api_render_success_raw(text, len, NULL);
 	free(text);
 	return resp->body ? 0 : allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
-}
-
-int api_policy_edit(allowd_api *api, const api_request *req, api_response *resp)
-{
-	allowd_policy_patch patch;
-	allowd_policy *p = NULL;
-	json_t *body = NULL;
-	int64_t id;
-	int rc;
-
-	if ((rc = allowd_parse_policy_id(&id, req->policy_id)) ||
-	    (rc = allowd_json_parse_body(&body, req->content_type, req->body, req->body_len)))
-		return rc;
-	rc = allowd_json_decode_policy(&patch, body, DECODE_PATCH);
-	json_decref(body);
-	if (rc)
-		return rc;
-	patch.id = id;
-	if ((rc = allowd_store_policy_update(api->store, &p, req->account_id, &patch)) == 0)
-		rc = result_policy(resp, p);
-	allowd_policy_free(p);
-	allowd_policy_clear(&patch.v);
-	return rc;
-}
-
-int api_policy_delete(allowd_api *api, const api_request *req, api_response *resp)
-{
-	int64_t id;
-	int rc;
-
-	if ((rc = allowd_parse_policy_id(&id, req->policy_id)) ||
-	    (rc = allowd_store_policy_delete(api->store, req->account_id, id)))
-		return rc;
-	resp->result = json_pack("{s:I}", "id", (json_int_t)id);
-	return resp->result ? 0 : allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 }
 
 /* ---- list ----------------------------------------------------------- */
@@ -375,48 +323,219 @@ item_failed:
 	return rc;
 }
 
-int api_policy_batch(allowd_api *api, const api_request *req, api_response *resp)
-{
-	batch_input in;
+/* ---- writes --------------------------------------------------------- */
+
+typedef enum write_kind { W_CREATE, W_EDIT, W_DELETE, W_BATCH } write_kind;
+
+/*
+ * A write in flight (see api.h): the decoded request, which the store
+ * borrows until it calls stored(), and what the store hands back.  rc, err,
+ * edited and r are written on the writer thread before `done` is called,
+ * and read after it by the thread that finishes.
+ */
+struct api_write {
+	write_kind kind;
+	char *account_id;       /* owned copy: the route's buffer does not outlive start */
+	int64_t id;             /* edit, delete */
+	allowd_policy_patch in; /* create: the policy (in.v); edit: the patch */
+	int has_in;
+	allowd_policy *edited;  /* edit: the stored result */
+	batch_input batch;
 	allowd_batch b;
 	allowd_batch_result r;
-	json_t *body = NULL, *deleted = NULL, *patched = NULL, *put = NULL, *posted = NULL;
+	void (*done)(void *ctx);
+	void *ctx;
+	int rc; /* the store's verdict */
+	allowd_error err;
+};
+
+/* An item naming a missing policy makes the batch invalid, not the route absent. */
+static int batch_error(int rc)
+{
+	if (rc == ALLOWD_ENOTFOUND) {
+		allowd_error e = *allowd_error_last();
+		e.code = rc = ALLOWD_EINVALID;
+		e.cf_code = allowd_error_cf_code(ALLOWD_ENOTFOUND);
+		allowd_error_restore(&e);
+	}
+	return rc;
+}
+
+void api_write_free(api_write *w)
+{
+	if (!w)
+		return;
+	free(w->account_id);
+	if (w->has_in)
+		allowd_policy_clear(&w->in.v);
+	allowd_policy_free(w->edited);
+	batch_input_clear(&w->batch);
+	allowd_batch_result_clear(&w->r);
+	free(w);
+}
+
+static int write_new(api_write **out, write_kind kind, const api_request *req,
+		     void (*done)(void *ctx), void *ctx)
+{
+	api_write *w = calloc(1, sizeof(*w));
+
+	if (!w || !(w->account_id = strdup(req->account_id ? req->account_id : ""))) {
+		free(w);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	w->kind = kind;
+	w->done = done;
+	w->ctx = ctx;
+	*out = w;
+	return 0;
+}
+
+/* The store's completion (writer thread): keep the verdict, then tell the owner. */
+static void stored(void *ctx, int rc, const allowd_error *err)
+{
+	api_write *w = ctx;
+
+	w->rc = rc;
+	if (rc)
+		w->err = *err;
+	w->done(w->ctx);
+}
+
+/* Hands w (decoded) to the store: 0 and *out = w, or the refusal (w freed). */
+static int write_submit(api_write **out, allowd_api *api, api_write *w)
+{
+	int rc = ALLOWD_ERR;
+
+	switch (w->kind) {
+	case W_CREATE:
+		rc = allowd_store_policy_create_async(api->store, w->account_id, &w->in.v, stored, w);
+		break;
+	case W_EDIT:
+		rc = allowd_store_policy_update_async(api->store, &w->edited, w->account_id, &w->in,
+						      stored, w);
+		break;
+	case W_DELETE:
+		rc = allowd_store_policy_delete_async(api->store, w->account_id, w->id, stored, w);
+		break;
+	case W_BATCH:
+		rc = allowd_store_batch_async(api->store, &w->r, w->account_id, &w->b, stored, w);
+		if (rc)
+			rc = batch_error(rc);
+		break;
+	}
+	if (rc) {
+		api_write_free(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+int api_policy_create_start(api_write **out, allowd_api *api, const api_request *req,
+			    void (*done)(void *ctx), void *ctx)
+{
+	api_write *w = NULL;
+	json_t *body = NULL;
 	int rc;
 
-	memset(&in, 0, sizeof(in));
-	memset(&r, 0, sizeof(r));
+	*out = NULL;
 	if ((rc = allowd_json_parse_body(&body, req->content_type, req->body, req->body_len)))
 		return rc;
-	if ((rc = decode_batch(&in, body)))
-		goto out;
-	b = (allowd_batch){
-		.deletes = in.deletes,
-		.n_deletes = in.n_deletes,
-		.patches = in.patches,
-		.n_patches = in.n_patches,
-		.puts = in.puts,
-		.n_puts = in.n_puts,
-		.posts = in.posts,
-		.n_posts = in.n_posts,
-	};
-	if ((rc = allowd_store_batch(api->store, &r, req->account_id, &b))) {
-		/* an item naming a missing policy makes the batch invalid, not the route absent */
-		if (rc == ALLOWD_ENOTFOUND) {
-			allowd_error e = *allowd_error_last();
-			e.code = rc = ALLOWD_EINVALID;
-			e.cf_code = allowd_error_cf_code(ALLOWD_ENOTFOUND);
-			allowd_error_restore(&e);
-		}
-		goto out;
+	if ((rc = write_new(&w, W_CREATE, req, done, ctx)) ||
+	    (rc = allowd_json_decode_policy(&w->in, body, DECODE_CREATE))) {
+		json_decref(body);
+		api_write_free(w);
+		return rc;
 	}
+	json_decref(body);
+	w->has_in = 1;
+	return write_submit(out, api, w);
+}
+
+int api_policy_edit_start(api_write **out, allowd_api *api, const api_request *req,
+			  void (*done)(void *ctx), void *ctx)
+{
+	api_write *w = NULL;
+	json_t *body = NULL;
+	int64_t id;
+	int rc;
+
+	*out = NULL;
+	if ((rc = allowd_parse_policy_id(&id, req->policy_id)) ||
+	    (rc = allowd_json_parse_body(&body, req->content_type, req->body, req->body_len)))
+		return rc;
+	if ((rc = write_new(&w, W_EDIT, req, done, ctx)) ||
+	    (rc = allowd_json_decode_policy(&w->in, body, DECODE_PATCH))) {
+		json_decref(body);
+		api_write_free(w);
+		return rc;
+	}
+	json_decref(body);
+	w->has_in = 1;
+	w->in.id = w->id = id;
+	return write_submit(out, api, w);
+}
+
+int api_policy_delete_start(api_write **out, allowd_api *api, const api_request *req,
+			    void (*done)(void *ctx), void *ctx)
+{
+	api_write *w = NULL;
+	int64_t id;
+	int rc;
+
+	*out = NULL;
+	if ((rc = allowd_parse_policy_id(&id, req->policy_id)) ||
+	    (rc = write_new(&w, W_DELETE, req, done, ctx)))
+		return rc;
+	w->id = id;
+	return write_submit(out, api, w);
+}
+
+int api_policy_batch_start(api_write **out, allowd_api *api, const api_request *req,
+			   void (*done)(void *ctx), void *ctx)
+{
+	api_write *w = NULL;
+	json_t *body = NULL;
+	batch_input *in;
+	int rc;
+
+	*out = NULL;
+	if ((rc = allowd_json_parse_body(&body, req->content_type, req->body, req->body_len)))
+		return rc;
+	if ((rc = write_new(&w, W_BATCH, req, done, ctx)) ||
+	    (rc = decode_batch(&w->batch, body))) {
+		json_decref(body);
+		api_write_free(w);
+		return rc;
+	}
+	json_decref(body);
+	in = &w->batch;
+	w->b = (allowd_batch){
+		.deletes = in->deletes,
+		.n_deletes = in->n_deletes,
+		.patches = in->patches,
+		.n_patches = in->n_patches,
+		.puts = in->puts,
+		.n_puts = in->n_puts,
+		.posts = in->posts,
+		.n_posts = in->n_posts,
+	};
+	return write_submit(out, api, w);
+}
+
+static int encode_batch(api_response *resp, const api_write *w)
+{
+	json_t *deleted = NULL, *patched = NULL, *put = NULL, *posted = NULL;
+	int rc;
+
 	if (!(deleted = json_array())) {
 		rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < in.n_deletes; i++)
-		json_array_append_new(deleted, json_pack("{s:I}", "id", (json_int_t)r.deleted[i]));
-	if ((rc = encode_list(&patched, &r.patched)) || (rc = encode_list(&put, &r.put)) ||
-	    (rc = encode_list(&posted, &r.posted)))
+	for (size_t i = 0; i < w->batch.n_deletes; i++)
+		json_array_append_new(deleted, json_pack("{s:I}", "id", (json_int_t)w->r.deleted[i]));
+	if ((rc = encode_list(&patched, &w->r.patched)) || (rc = encode_list(&put, &w->r.put)) ||
+	    (rc = encode_list(&posted, &w->r.posted)))
 		goto out;
 	resp->result = json_pack("{s:o, s:o, s:o, s:o}", "deletes", deleted, "patches", patched,
 				 "puts", put, "posts", posted);
@@ -428,10 +547,90 @@ out:
 	json_decref(patched);
 	json_decref(put);
 	json_decref(posted);
-	allowd_batch_result_clear(&r);
-	batch_input_clear(&in);
-	json_decref(body);
 	return rc;
+}
+
+int api_write_finish(api_write *w, api_response *resp)
+{
+	if (w->rc) {
+		allowd_error_restore(&w->err);
+		return w->kind == W_BATCH ? batch_error(w->rc) : w->rc;
+	}
+	switch (w->kind) {
+	case W_CREATE:
+		resp->status = 201;
+		return result_policy(resp, &w->in.v);
+	case W_EDIT:
+		return result_policy(resp, w->edited);
+	case W_DELETE:
+		resp->result = json_pack("{s:I}", "id", (json_int_t)w->id);
+		return resp->result ? 0 : allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	case W_BATCH:
+		return encode_batch(resp, w);
+	}
+	return allowd_error_set(ALLOWD_ERR, NULL, "unknown write");
+}
+
+/*
+ * The synchronous handlers: start, wait for the store, finish.  The writer
+ * signals under the lock and touches nothing of ours afterwards.
+ */
+typedef struct sync_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int over;
+} sync_wait;
+
+static void sync_done(void *ctx)
+{
+	sync_wait *sw = ctx;
+
+	pthread_mutex_lock(&sw->lock);
+	sw->over = 1;
+	pthread_cond_signal(&sw->cond);
+	pthread_mutex_unlock(&sw->lock);
+}
+
+static int run_write(api_write_start start, allowd_api *api, const api_request *req,
+		     api_response *resp)
+{
+	sync_wait sw = {.over = 0};
+	api_write *w = NULL;
+	int rc;
+
+	pthread_mutex_init(&sw.lock, NULL);
+	pthread_cond_init(&sw.cond, NULL);
+	if ((rc = start(&w, api, req, sync_done, &sw)) == 0) {
+		pthread_mutex_lock(&sw.lock);
+		while (!sw.over)
+			pthread_cond_wait(&sw.cond, &sw.lock);
+		pthread_mutex_unlock(&sw.lock);
+		rc = api_write_finish(w, resp);
+		api_write_free(w);
+	}
+	pthread_mutex_destroy(&sw.lock);
+	pthread_cond_destroy(&sw.cond);
+	return rc;
+}
+
+int api_policy_create(allowd_api *api, const api_request *req, api_response *resp)
+{
+	return run_write(api_policy_create_start, api, req, resp);
+}
+
+int api_policy_edit(allowd_api *api, const api_request *req, api_response *resp)
+{
+	return run_write(api_policy_edit_start, api, req, resp);
+}
+
+int api_policy_delete(allowd_api *api, const api_request *req, api_response *resp)
+{
+	return run_write(api_policy_delete_start, api, req, resp);
+}
+
+int api_policy_batch(allowd_api *api, const api_request *req, api_response *resp)
+{
+	return run_write(api_policy_batch_start, api, req, resp);
 }
 
 int api_health(allowd_api *api, const api_request *req, api_response *resp)

@@ -11,16 +11,20 @@
 enum { NO_AUTH = 0, AUTH = 1, AUTH_ACCOUNT = 2 };
 
 const allowd_route allowd_routes[] = {
-	{"POST", POLICIES "/batch", api_policy_batch, ALLOWD_PERM_WRITE, AUTH_ACCOUNT},
-	{"POST", POLICIES, api_policy_create, ALLOWD_PERM_WRITE, AUTH_ACCOUNT},
-	{"GET", POLICIES, api_policy_list, ALLOWD_PERM_READ, AUTH_ACCOUNT},
-	{"GET", POLICIES "/:policy_id", api_policy_get, ALLOWD_PERM_READ, AUTH_ACCOUNT},
-	{"PATCH", POLICIES "/:policy_id", api_policy_edit, ALLOWD_PERM_WRITE, AUTH_ACCOUNT},
-	{"DELETE", POLICIES "/:policy_id", api_policy_delete, ALLOWD_PERM_WRITE, AUTH_ACCOUNT},
-	{"POST", "/allowd/v1/accounts/:account_id/evaluate", api_evaluate, ALLOWD_PERM_READ,
+	{"POST", POLICIES "/batch", api_policy_batch, api_policy_batch_start, ALLOWD_PERM_WRITE,
 	 AUTH_ACCOUNT},
-	{"GET", "/user/tokens/verify", api_token_verify, ALLOWD_PERM_NONE, AUTH},
-	{"GET", "/healthz", api_health, ALLOWD_PERM_NONE, NO_AUTH},
+	{"POST", POLICIES, api_policy_create, api_policy_create_start, ALLOWD_PERM_WRITE,
+	 AUTH_ACCOUNT},
+	{"GET", POLICIES, api_policy_list, NULL, ALLOWD_PERM_READ, AUTH_ACCOUNT},
+	{"GET", POLICIES "/:policy_id", api_policy_get, NULL, ALLOWD_PERM_READ, AUTH_ACCOUNT},
+	{"PATCH", POLICIES "/:policy_id", api_policy_edit, api_policy_edit_start, ALLOWD_PERM_WRITE,
+	 AUTH_ACCOUNT},
+	{"DELETE", POLICIES "/:policy_id", api_policy_delete, api_policy_delete_start,
+	 ALLOWD_PERM_WRITE, AUTH_ACCOUNT},
+	{"POST", "/allowd/v1/accounts/:account_id/evaluate", api_evaluate, NULL, ALLOWD_PERM_READ,
+	 AUTH_ACCOUNT},
+	{"GET", "/user/tokens/verify", api_token_verify, NULL, ALLOWD_PERM_NONE, AUTH},
+	{"GET", "/healthz", api_health, NULL, ALLOWD_PERM_NONE, NO_AUTH},
 };
 
 const size_t allowd_routes_count = sizeof(allowd_routes) / sizeof(allowd_routes[0]);

@@ -1,5 +1,6 @@
 /*
- * routes.h - the route table: method, path pattern, handler, permission.
+ * routes.h - the route table: method, path pattern, handler (and for a
+ * write its start, which the server uses instead), permission.
  * Path patterns are '/'-separated; a segment ":account_id" or ":policy_id"
  * captures that path parameter.  The first route whose path and method
  * match wins; a path that matches with another method is a 405.
@@ -13,6 +14,7 @@ typedef struct allowd_route {
 	const char *method;
 	const char *path;
 	api_handler handler;
+	api_write_start start; /* writes: the handler in steps (api.h), or NULL */
 	allowd_perm perm; /* needed on the path's account */
 	int auth;         /* 0: no credentials; 1: credentials; 2: credentials + account perm */
 } allowd_route;

@@ -3,7 +3,8 @@
  * headers and framing, collect the body within --max-body and the request
  * deadline, match the route, authenticate and authorise, call the handler,
  * render Cloudflare's envelope, and write one access-log line when the
- * response has been sent.  Per-request memory is released in one place,
+ * response has been sent.  A write's connection is suspended while the
+ * write waits for its group commit (start_write), so it holds no thread.  Per-request memory is released in one place,
  * on_completed().  Around libmicrohttpd: an acceptor thread hands each
  * connection to one of --threads single-threaded libmicrohttpd daemons
  * (acceptor_main), and a watchdog thread enforces the request deadlines and
@@ -92,10 +93,13 @@ struct allowd_server {
 	int64_t rate_window_s;
 	atomic_uint_fast64_t next_id;
 	uint32_t boot_id;
+	int draining; /* under lock: the stop is waiting for writes, start no more */
 
-	pthread_mutex_t lock; /* guards in_flight */
-	pthread_cond_t idle;
-	long in_flight;
+	pthread_mutex_t lock; /* guards in_flight, writes, suspended and draining */
+	pthread_cond_t idle;  /* in_flight, writes or suspended fell to 0 */
+	long in_flight;       /* requests between their headers and their completion */
+	long writes;          /* writes started whose write_done has not returned */
+	long suspended;       /* write requests suspended and not yet back in on_request */
 
 	size_t max_header;  /* --max-header-bytes: request line + headers */
 	int64_t request_us; /* whole-request deadline; 0 = none */
@@ -136,6 +140,13 @@ typedef struct request {
 	char ratelimit[96];        /* Ratelimit header, "" when none */
 	char ratelimit_policy[96]; /* Ratelimit-Policy header */
 	char retry_after[24];      /* Retry-After header on 429 */
+	/* a write waiting for its commit on a suspended connection (start_write) */
+	allowd_server *s;
+	struct MHD_Connection *conn;
+	api_write *write;   /* in flight or over; released by on_completed */
+	int suspended;      /* suspended, not yet resumed into on_request */
+	int start_failed;   /* the write was refused before it was queued: start_err */
+	allowd_error start_err;
 } request;
 
 /* ---- responses ------------------------------------------------------ */
@@ -293,6 +304,121 @@ static int authenticate(allowd_server *s, struct MHD_Connection *conn, request *
 	return allowd_auth_authorize(principal, m->account_id, m->route->perm);
 }
 
+/*
+ * Writes wait for their group commit without holding the thread:
+ *
+ *   on_request (final call) --dispatch--> start_write: suspend the
+ *     connection, then start the write (decode, validate, queue: api.h);
+ *   the store's writer, once the write is durable and applied to the
+ *     engine (or failed), calls write_done, which resumes the connection;
+ *   libmicrohttpd calls on_request again --> finish_write: encode the
+ *     result (or the write's error) and queue the response.
+ *
+ * The connection is suspended before the write is queued, so the writer
+ * can never resume a connection that is not (yet) suspended.  When the
+ * start fails (invalid input, the store refusing), the error is kept and
+ * the connection resumed at once; finish_write answers it.  A suspended
+ * request stays counted in in_flight (the stop waits for it) and in
+ * `writes` until the writer is done with its connection; it is not counted
+ * as busy for the acceptor, since it holds no thread.  libmicrohttpd does
+ * not time out a suspended connection, and the request deadline is 0 once
+ * the body is in, so the watchdog leaves it alone too.
+ */
+static void write_done(void *ctx)
+{
+	request *rq = ctx;
+	allowd_server *s = rq->s;
+
+	MHD_resume_connection(rq->conn); /* rq may be gone as soon as this returns */
+	pthread_mutex_lock(&s->lock);
+	if (--s->writes == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static enum MHD_Result start_write(allowd_server *s, struct MHD_Connection *conn, request *rq,
+				   route_match *m, allowd_principal *principal)
+{
+	struct query_ctx qctx = {conn};
+	api_request req = {
+		.method = rq->method,
+		.account_id = m->account_id,
+		.policy_id = m->policy_id,
+		.body = rq->body ? rq->body : "",
+		.body_len = rq->body_len,
+		.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							    MHD_HTTP_HEADER_CONTENT_TYPE),
+		.query = query_value,
+		.ctx = &qctx,
+		.principal = principal,
+	};
+	int draining;
+
+	pthread_mutex_lock(&s->lock);
+	if (!(draining = s->draining)) {
+		s->writes++;
+		s->suspended++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (draining) {
+		allowd_principal_clear(principal);
+		allowd_error_set(ALLOWD_EUNAVAILABLE, NULL, "the server is shutting down");
+		return send_error(conn, rq, NULL);
+	}
+	rq->s = s;
+	rq->conn = conn;
+	MHD_suspend_connection(conn);
+	if (m->route->start(&rq->write, s->api, &req, write_done, rq)) {
+		rq->start_failed = 1;
+		rq->start_err = *allowd_error_last();
+		write_done(rq);
+	}
+	allowd_principal_clear(principal);
+	/* the thread is free from here until the resumed call (the checks kept it busy) */
+	rq->suspended = 1;
+	if (rq->cn && rq->cn->w)
+		atomic_fetch_sub(&rq->cn->w->busy, 1);
+	return MHD_YES;
+}
+
+/*
+ * A write's request left the suspended state: back in on_request after the
+ * resume (busy: it occupies its thread again), or closed without that call.
+ */
+static void unsuspend(allowd_server *s, request *rq, bool busy)
+{
+	rq->suspended = 0;
+	if (busy && rq->cn && rq->cn->w)
+		atomic_fetch_add(&rq->cn->w->busy, 1);
+	pthread_mutex_lock(&s->lock);
+	if (--s->suspended == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The resumed call of a write's request: its answer. */
+static enum MHD_Result finish_write(struct MHD_Connection *conn, request *rq)
+{
+	api_response resp = {.status = 200};
+	enum MHD_Result ret;
+
+	unsuspend(rq->s, rq, true);
+	if (rq->start_failed) {
+		allowd_error_restore(&rq->start_err);
+		return send_error(conn, rq, NULL);
+	}
+	allowd_error_clear();
+	if (api_write_finish(rq->write, &resp)) {
+		json_decref(resp.result);
+		json_decref(resp.result_info);
+		return send_error(conn, rq, NULL);
+	}
+	ret = send_json(conn, rq, (unsigned)resp.status, allowd_api_render_success(&resp), NULL);
+	json_decref(resp.result);
+	json_decref(resp.result_info);
+	return ret;
+}
+
 static enum MHD_Result dispatch(allowd_server *s, struct MHD_Connection *conn, request *rq,
 				const char *url)
 {
@@ -320,6 +446,8 @@ static enum MHD_Result dispatch(allowd_server *s, struct MHD_Connection *conn, r
 		allowd_principal_clear(&principal);
 		return send_error(conn, rq, NULL);
 	}
+	if (m.route->start)
+		return start_write(s, conn, rq, &m, &principal);
 	req = (api_request){
 		.method = rq->method,
 		.account_id = m.account_id,
@@ -829,6 +957,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	set_deadline(s, rq->cn, 0);
 	if (rq->responded)
 		return MHD_YES;
+	if (rq->s)
+		return finish_write(conn, rq); /* resumed: the write is over */
 	if (rq->too_large) {
 		allowd_error_set(ALLOWD_ETOOLARGE, NULL, "the request body is larger than %zu bytes",
 				 s->max_body);
@@ -856,8 +986,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		log_info("req=%s %s %s status=%u us=%lld%s", rq->id, rq->method, rq->path, rq->status,
 			 (long long)(allowd_monotonic_us() - rq->start_us),
 			 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
-	if (rq->cn && rq->cn->w)
+	if (rq->suspended) /* resumed, but closed before on_request ran again */
+		unsuspend(s, rq, false);
+	else if (rq->cn && rq->cn->w)
 		atomic_fetch_sub(&rq->cn->w->busy, 1);
+	api_write_free(rq->write);
 	free(rq->body);
 	free(rq);
 	*con_cls = NULL;
@@ -999,7 +1132,7 @@ int allowd_server_start(allowd_server **out, const allowd_config *cfg, allowd_ap
 		worker *w = &s->workers[s->n_workers];
 		w->daemon = MHD_start_daemon(
 			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-				MHD_USE_NO_LISTEN_SOCKET,
+				MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME,
 			0, NULL, NULL, on_request, s, MHD_OPTION_CONNECTION_LIMIT,
 			(unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
 			(unsigned int)cfg->connection_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -1055,6 +1188,16 @@ void allowd_server_stop(allowd_server *s, int grace_ms)
 	while (s->in_flight > 0)
 		if (pthread_cond_timedwait(&s->idle, &s->lock, &deadline) == ETIMEDOUT)
 			break;
+	/*
+	 * libmicrohttpd must not be stopped with a connection suspended, and the
+	 * writer must not resume one of a stopped daemon: after the grace, no
+	 * write starts any more, and those in flight are waited for without a
+	 * bound (a queued write cannot be withdrawn; the writer finishes it), and
+	 * so is the resumed call of each (so no connection is left suspended).
+	 */
+	s->draining = 1;
+	while (s->writes > 0 || s->suspended > 0)
+		pthread_cond_wait(&s->idle, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 	pthread_mutex_lock(&s->conns_lock);
 	s->stopping = 1; /* no lingering for the connections closed by the stop */

@@ -258,14 +258,6 @@ void allowd_user_clear(allowd_user *u)
 	memset(u, 0, sizeof(*u));
 }
 
-/* A create needs no invalidation: a new id was never found, so never cached. */
-int allowd_store_policy_create(allowd_store *s, const char *account_id, allowd_policy *p)
-{
-	int rc = s->be->policy_create(s->impl, account_id, p);
-	policies_changed(s);
-	return rc;
-}
-
 int allowd_store_policy_get(allowd_store *s, allowd_policy **out, const char *account_id,
 			    int64_t id)
 {
@@ -395,42 +387,185 @@ int allowd_store_policy_list_encoded(allowd_store *s, char **out, size_t *len, i
 	return 0;
 }
 
-int allowd_store_policy_update(allowd_store *s, allowd_policy **out, const char *account_id,
-			       const allowd_policy_patch *patch)
-{
-	int rc = s->be->policy_update(s->impl, out, account_id, patch);
-	policy_cache_invalidate(s->cache, account_id, patch->id);
-	policies_changed(s);
-	return rc;
-}
-
-int allowd_store_policy_delete(allowd_store *s, const char *account_id, int64_t id)
-{
-	int rc = s->be->policy_delete(s->impl, account_id, id);
-	policy_cache_invalidate(s->cache, account_id, id);
-	policies_changed(s);
-	return rc;
-}
-
 int allowd_store_policy_list(allowd_store *s, allowd_policy_list *out, const char *account_id,
 			     const allowd_list_query *q)
 {
 	return s->be->policy_list(s->impl, out, account_id, q);
 }
 
+/* ---- policy writes ---------------------------------------------------- */
+
+/*
+ * A policy write in flight: what to invalidate once it is over, and whom
+ * to tell.  Runs on the writer thread, after the commit and the hook.  The
+ * ids come from the caller's arguments, borrowed until `done` returns.
+ */
+typedef struct pending_write {
+	allowd_store *s;
+	const char *account_id;
+	int64_t id;            /* an edit's or delete's policy; 0 for creates and batches */
+	const allowd_batch *b; /* a batch's ids */
+	allowd_store_done done;
+	void *ctx;
+} pending_write;
+
+/* A create needs no invalidation: a new id was never found, so never cached. */
+static void write_over(void *ctx, int rc, const allowd_error *err)
+{
+	pending_write *pw = ctx;
+	allowd_store *s = pw->s;
+	const allowd_batch *b = pw->b;
+
+	if (pw->id)
+		policy_cache_invalidate(s->cache, pw->account_id, pw->id);
+	for (size_t i = 0; b && i < b->n_deletes; i++)
+		policy_cache_invalidate(s->cache, pw->account_id, b->deletes[i]);
+	for (size_t i = 0; b && i < b->n_patches; i++)
+		policy_cache_invalidate(s->cache, pw->account_id, b->patches[i].id);
+	for (size_t i = 0; b && i < b->n_puts; i++)
+		policy_cache_invalidate(s->cache, pw->account_id, b->puts[i].id);
+	policies_changed(s);
+	pw->done(pw->ctx, rc, err);
+	free(pw);
+}
+
+static pending_write *pending_new(allowd_store *s, const char *account_id, int64_t id,
+				  const allowd_batch *b, allowd_store_done done, void *ctx)
+{
+	pending_write *pw = malloc(sizeof(*pw));
+
+	if (!pw) {
+		allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		return NULL;
+	}
+	*pw = (pending_write){s, account_id, id, b, done, ctx};
+	return pw;
+}
+
+/* rc from a backend's submission: on a refusal the pending write is ours to free. */
+static int submitted(pending_write *pw, int rc)
+{
+	if (rc)
+		free(pw);
+	return rc;
+}
+
+int allowd_store_policy_create_async(allowd_store *s, const char *account_id, allowd_policy *p,
+				     allowd_store_done done, void *ctx)
+{
+	pending_write *pw = pending_new(s, account_id, 0, NULL, done, ctx);
+	if (!pw)
+		return ALLOWD_ERR;
+	return submitted(pw, s->be->policy_create(s->impl, account_id, p, write_over, pw));
+}
+
+int allowd_store_policy_update_async(allowd_store *s, allowd_policy **out,
+				     const char *account_id, const allowd_policy_patch *patch,
+				     allowd_store_done done, void *ctx)
+{
+	pending_write *pw = pending_new(s, account_id, patch->id, NULL, done, ctx);
+	if (!pw)
+		return ALLOWD_ERR;
+	return submitted(pw,
+			 s->be->policy_update(s->impl, out, account_id, patch, write_over, pw));
+}
+
+int allowd_store_policy_delete_async(allowd_store *s, const char *account_id, int64_t id,
+				     allowd_store_done done, void *ctx)
+{
+	pending_write *pw = pending_new(s, account_id, id, NULL, done, ctx);
+	if (!pw)
+		return ALLOWD_ERR;
+	return submitted(pw, s->be->policy_delete(s->impl, account_id, id, write_over, pw));
+}
+
+int allowd_store_batch_async(allowd_store *s, allowd_batch_result *out, const char *account_id,
+			     const allowd_batch *b, allowd_store_done done, void *ctx)
+{
+	pending_write *pw = pending_new(s, account_id, 0, b, done, ctx);
+	if (!pw)
+		return ALLOWD_ERR;
+	return submitted(pw, s->be->batch(s->impl, out, account_id, b, write_over, pw));
+}
+
+/*
+ * The synchronous writes: the asynchronous ones and a wait.  The writer
+ * signals under the waiter's lock and never touches it afterwards, so the
+ * waiter may destroy it as soon as it sees `over`.
+ */
+typedef struct waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int over, rc;
+	allowd_error err;
+} waiter;
+
+static void waiter_init(waiter *w)
+{
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	w->over = w->rc = 0;
+}
+
+static void waiter_done(void *ctx, int rc, const allowd_error *err)
+{
+	waiter *w = ctx;
+
+	pthread_mutex_lock(&w->lock);
+	w->rc = rc;
+	if (rc)
+		w->err = *err;
+	w->over = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* rc: the submission's result.  Waits for the write and returns its result. */
+static int waiter_wait(waiter *w, int rc)
+{
+	if (rc == 0) {
+		pthread_mutex_lock(&w->lock);
+		while (!w->over)
+			pthread_cond_wait(&w->cond, &w->lock);
+		pthread_mutex_unlock(&w->lock);
+		if ((rc = w->rc))
+			allowd_error_restore(&w->err);
+	}
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	return rc;
+}
+
+int allowd_store_policy_create(allowd_store *s, const char *account_id, allowd_policy *p)
+{
+	waiter w;
+	waiter_init(&w);
+	return waiter_wait(&w, allowd_store_policy_create_async(s, account_id, p, waiter_done, &w));
+}
+
+int allowd_store_policy_update(allowd_store *s, allowd_policy **out, const char *account_id,
+			       const allowd_policy_patch *patch)
+{
+	waiter w;
+	waiter_init(&w);
+	return waiter_wait(&w, allowd_store_policy_update_async(s, out, account_id, patch,
+								 waiter_done, &w));
+}
+
+int allowd_store_policy_delete(allowd_store *s, const char *account_id, int64_t id)
+{
+	waiter w;
+	waiter_init(&w);
+	return waiter_wait(&w,
+			   allowd_store_policy_delete_async(s, account_id, id, waiter_done, &w));
+}
+
 int allowd_store_batch(allowd_store *s, allowd_batch_result *out, const char *account_id,
 		       const allowd_batch *b)
 {
-	int rc = s->be->batch(s->impl, out, account_id, b);
-
-	for (size_t i = 0; i < b->n_deletes; i++)
-		policy_cache_invalidate(s->cache, account_id, b->deletes[i]);
-	for (size_t i = 0; i < b->n_patches; i++)
-		policy_cache_invalidate(s->cache, account_id, b->patches[i].id);
-	for (size_t i = 0; i < b->n_puts; i++)
-		policy_cache_invalidate(s->cache, account_id, b->puts[i].id);
-	policies_changed(s);
-	return rc;
+	waiter w;
+	waiter_init(&w);
+	return waiter_wait(&w, allowd_store_batch_async(s, out, account_id, b, waiter_done, &w));
 }
 
 int allowd_store_account_create(allowd_store *s, const char *id, const char *name)

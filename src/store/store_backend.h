@@ -29,15 +29,23 @@ typedef struct allowd_store_backend {
 	void (*close)(void *impl);
 	int (*schema_version)(void *impl);
 
-	int (*policy_create)(void *impl, const char *account_id, allowd_policy *p);
+	/*
+	 * The policy writes are asynchronous only (the contract of the
+	 * allowd_store_*_async functions, without the cache invalidation, which
+	 * store.c does before it calls the caller's `done`); store.c builds the
+	 * synchronous ones on them.
+	 */
+	int (*policy_create)(void *impl, const char *account_id, allowd_policy *p,
+			     allowd_store_done done, void *ctx);
 	int (*policy_get)(void *impl, allowd_policy **out, const char *account_id, int64_t id);
 	int (*policy_update)(void *impl, allowd_policy **out, const char *account_id,
-			     const allowd_policy_patch *patch);
-	int (*policy_delete)(void *impl, const char *account_id, int64_t id);
+			     const allowd_policy_patch *patch, allowd_store_done done, void *ctx);
+	int (*policy_delete)(void *impl, const char *account_id, int64_t id,
+			     allowd_store_done done, void *ctx);
 	int (*policy_list)(void *impl, allowd_policy_list *out, const char *account_id,
 			   const allowd_list_query *q);
 	int (*batch)(void *impl, allowd_batch_result *out, const char *account_id,
-		     const allowd_batch *b);
+		     const allowd_batch *b, allowd_store_done done, void *ctx);
 	/* policy_list, row by row: fn sees each row of the page in order, in one snapshot */
 	int (*policy_list_rows)(void *impl, int64_t *total_count, const char *account_id,
 				const allowd_list_query *q,

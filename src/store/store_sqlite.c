@@ -283,10 +283,18 @@ typedef struct conn {
 	sqlite3_stmt **count_stmts; /* [SHAPE_FILTERS] count(*) queries, idem */
 } conn;
 
+/*
+ * A job ends in one of two ways once its group is committed (or failed) and
+ * the hook has run: a synchronous caller (run_write) waits on `done`; an
+ * owned job (release set: run_write_async, submit_policy_write) has its
+ * completion callback called, if any, and is then released by the writer.
+ */
 typedef struct job {
 	int (*fn)(conn *c, void *arg);
 	void *arg;
-	int async; /* nobody waits: the writer frees the job and its arg */
+	allowd_store_done on_done; /* owned jobs: told the outcome; may be NULL */
+	void *on_done_ctx;
+	void (*release)(struct job *j); /* owned jobs: frees the job and what it owns */
 	changes changes; /* what the job changed, for the hook */
 	int rc;
 	allowd_error err;
@@ -482,7 +490,7 @@ static void *writer_main(void *arg)
 	changes group = {0}; /* the changes of a commit, in commit order, for the hook */
 
 	for (;;) {
-		job *batch, *j;
+		job *batch, *j, *owned, **owned_tail;
 		int rc = 0;
 		uint64_t t0, t1, t2, n_jobs = 0;
 
@@ -595,12 +603,19 @@ static void *writer_main(void *arg)
 		s->stats.ns_commit += t2 - t1;
 		s->stats.ns_hook += mono_ns() - t2;
 
+		/*
+		 * Answer: wake the synchronous callers, then (without the lock, in
+		 * queue order) tell the owned jobs' callbacks and release those jobs.
+		 */
 		pthread_mutex_lock(&s->lock);
+		owned = NULL;
+		owned_tail = &owned;
 		for (j = batch; j;) {
 			job *next = j->next;
-			if (j->async) {
-				free(j->arg);
-				free(j);
+			if (j->release) {
+				j->next = NULL;
+				*owned_tail = j;
+				owned_tail = &j->next;
 			} else {
 				j->done = 1; /* its owner may free j once this is seen */
 			}
@@ -608,6 +623,13 @@ static void *writer_main(void *arg)
 		}
 		pthread_cond_broadcast(&s->done);
 		pthread_mutex_unlock(&s->lock);
+		for (j = owned; j;) {
+			job *next = j->next;
+			if (j->on_done)
+				j->on_done(j->on_done_ctx, j->rc, j->rc ? &j->err : NULL);
+			j->release(j);
+			j = next;
+		}
 	}
 	free(group.v);
 	return NULL;
@@ -640,6 +662,34 @@ static int run_write(sq *s, int (*fn)(conn *, void *), void *arg)
 	return 0;
 }
 
+/*
+ * Queues an owned job (j->release set) for the next group commit without
+ * waiting.  False when the store is shutting down: then nothing is queued
+ * and the job is still the caller's (no error is set).
+ */
+static bool queue_owned(sq *s, job *j)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return false;
+	}
+	if (s->queue_tail)
+		s->queue_tail->next = j;
+	else
+		s->queue_head = j;
+	s->queue_tail = j;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	return true;
+}
+
+static void release_arg_and_job(job *j)
+{
+	free(j->arg);
+	free(j);
+}
+
 /* Queues fn(writer, arg) for the next group commit without waiting; takes arg (malloc'ed). */
 static void run_write_async(sq *s, int (*fn)(conn *, void *), void *arg)
 {
@@ -651,21 +701,9 @@ static void run_write_async(sq *s, int (*fn)(conn *, void *), void *arg)
 	}
 	j->fn = fn;
 	j->arg = arg;
-	j->async = 1;
-	pthread_mutex_lock(&s->lock);
-	if (s->stopping) {
-		pthread_mutex_unlock(&s->lock);
-		free(arg);
-		free(j);
-		return;
-	}
-	if (s->queue_tail)
-		s->queue_tail->next = j;
-	else
-		s->queue_head = j;
-	s->queue_tail = j;
-	pthread_cond_signal(&s->wake);
-	pthread_mutex_unlock(&s->lock);
+	j->release = release_arg_and_job;
+	if (!queue_owned(s, j))
+		release_arg_and_job(j);
 }
 
 /* Notes a change of the running job for the hook (writer thread only). */
@@ -1030,56 +1068,120 @@ static void checks_free(allowd_pattern_check *checks, size_t n)
 	free(checks);
 }
 
-static int sq_policy_create(void *impl, const char *account_id, allowd_policy *p)
+/*
+ * A policy write handed to the writer: the job, its arguments and the
+ * pattern checks run here, all owned by the writer once queued and freed
+ * after the completion callback (release_policy_write).
+ */
+typedef struct policy_write {
+	job j;
+	struct policy_args a;
+	allowd_pattern_check *checks;
+	size_t n_checks;
+} policy_write;
+
+static void release_policy_write(job *j)
 {
-	struct policy_args a = {.account_id = account_id, .policy = p};
-	allowd_pattern_check check;
+	policy_write *w = (policy_write *)j; /* j is the first member */
+	checks_free(w->checks, w->n_checks);
+	free(w);
+}
+
+/* Allocates a policy write with n pattern checks (at least one slot). */
+static int policy_write_new(policy_write **out, size_t n)
+{
+	policy_write *w = calloc(1, sizeof(*w));
+
+	if (!w || !(w->checks = calloc(n ? n : 1, sizeof(*w->checks)))) {
+		free(w);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	w->n_checks = n;
+	*out = w;
+	return 0;
+}
+
+/* Queues w (whose arguments are set) with fn; on failure w is freed. */
+static int submit_policy_write(sq *s, policy_write *w, int (*fn)(conn *, void *),
+			       allowd_store_done done, void *ctx)
+{
+	w->j.fn = fn;
+	w->j.arg = &w->a;
+	w->j.on_done = done;
+	w->j.on_done_ctx = ctx;
+	w->j.release = release_policy_write;
+	w->a.checks = w->checks;
+	if (!queue_owned(s, &w->j)) {
+		release_policy_write(&w->j);
+		return allowd_error_set(ALLOWD_EUNAVAILABLE, NULL, "the store is shutting down");
+	}
+	return 0;
+}
+
+static int sq_policy_create(void *impl, const char *account_id, allowd_policy *p,
+			    allowd_store_done done, void *ctx)
+{
+	policy_write *w = NULL;
 	int rc;
 
 	if (p->id)
 		return allowd_error_set(ALLOWD_EINVALID, "/id", "id is read-only");
-	if ((rc = allowd_pattern_check_run(&check, p->pattern_type, p->is_regex, p->pattern)))
+	if ((rc = policy_write_new(&w, 1)))
 		return rc;
 	/* every rule but the duplicate check needs no database: fail without queueing */
-	if ((rc = allowd_policy_validate_checked(p, &check)) == 0) {
-		a.checks = &check;
-		rc = run_write(impl, job_create, &a);
+	if ((rc = allowd_pattern_check_run(&w->checks[0], p->pattern_type, p->is_regex,
+					   p->pattern)) ||
+	    (rc = allowd_policy_validate_checked(p, &w->checks[0]))) {
+		release_policy_write(&w->j);
+		return rc;
 	}
-	allowd_pattern_check_clear(&check);
-	return rc;
+	w->a.account_id = account_id;
+	w->a.policy = p;
+	return submit_policy_write(impl, w, job_create, done, ctx);
 }
 
 static int sq_policy_update(void *impl, allowd_policy **out, const char *account_id,
-			    const allowd_policy_patch *patch)
+			    const allowd_policy_patch *patch, allowd_store_done done, void *ctx)
 {
-	struct policy_args a = {.account_id = account_id, .out = out, .patch = patch};
-	allowd_pattern_check check;
+	policy_write *w = NULL;
 	int rc;
 
-	if ((rc = check_edit(impl, &check, account_id, patch)))
+	if ((rc = policy_write_new(&w, 1)))
 		return rc;
-	a.checks = &check;
-	rc = run_write(impl, job_update, &a);
-	allowd_pattern_check_clear(&check);
-	return rc;
+	if ((rc = check_edit(impl, &w->checks[0], account_id, patch))) {
+		release_policy_write(&w->j);
+		return rc;
+	}
+	w->a.account_id = account_id;
+	w->a.out = out;
+	w->a.patch = patch;
+	return submit_policy_write(impl, w, job_update, done, ctx);
 }
 
-static int sq_policy_delete(void *impl, const char *account_id, int64_t id)
+static int sq_policy_delete(void *impl, const char *account_id, int64_t id,
+			    allowd_store_done done, void *ctx)
 {
-	struct policy_args a = {.account_id = account_id, .id = id};
-	return run_write(impl, job_delete, &a);
+	policy_write *w = NULL;
+	int rc;
+
+	if ((rc = policy_write_new(&w, 0)))
+		return rc;
+	w->a.account_id = account_id;
+	w->a.id = id;
+	return submit_policy_write(impl, w, job_delete, done, ctx);
 }
 
 static int sq_batch(void *impl, allowd_batch_result *out, const char *account_id,
-		    const allowd_batch *b)
+		    const allowd_batch *b, allowd_store_done done, void *ctx)
 {
-	struct policy_args a = {.account_id = account_id, .batch = b, .result = out};
 	size_t n = b->n_patches + b->n_puts + b->n_posts, i;
-	allowd_pattern_check *checks = NULL;
+	policy_write *w = NULL;
+	allowd_pattern_check *checks;
 	int rc = 0;
 
-	if (!(checks = calloc(n ? n : 1, sizeof(*checks))))
-		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	if ((rc = policy_write_new(&w, n)))
+		return rc;
+	checks = w->checks;
 	for (i = 0; i < b->n_patches && !rc; i++)
 		rc = check_edit(impl, &checks[i], account_id, &b->patches[i]);
 	for (i = 0; i < b->n_puts && !rc; i++)
@@ -1089,12 +1191,14 @@ static int sq_batch(void *impl, allowd_batch_result *out, const char *account_id
 		rc = allowd_pattern_check_run(&checks[b->n_patches + b->n_puts + i],
 					      p->pattern_type, p->is_regex, p->pattern);
 	}
-	if (rc == 0) {
-		a.checks = checks;
-		rc = run_write(impl, job_batch, &a);
+	if (rc) {
+		release_policy_write(&w->j);
+		return rc;
 	}
-	checks_free(checks, n);
-	return rc;
+	w->a.account_id = account_id;
+	w->a.batch = b;
+	w->a.result = out;
+	return submit_policy_write(impl, w, job_batch, done, ctx);
 }
 
 /* ---- reads ---------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /*
  * test_store.c - the store contract on the SQLite backend: CRUD, duplicate
  * detection, list filters and orders, all-or-nothing batches, concurrent
- * writers sharing commits, credentials, and persistence across reopen.
+ * writers sharing commits, the asynchronous writes' completion contract,
+ * credentials, and persistence across reopen.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -275,6 +276,115 @@ static void batch_missing_delete_names_item(void **state)
 	assert_string_equal(allowd_error_last()->pointer, "/deletes/1/id");
 }
 
+/* ---- asynchronous writes ---------------------------------------------- */
+
+/* What a completion saw; the test thread waits on `cond` for it. */
+typedef struct completion {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int calls, rc;
+	int err_given; /* err was not NULL */
+	allowd_error err;
+	pthread_t thread;
+} completion;
+
+static void completion_init(completion *c)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+}
+
+static void on_done(void *ctx, int rc, const allowd_error *err)
+{
+	completion *c = ctx;
+
+	pthread_mutex_lock(&c->lock);
+	c->calls++;
+	c->rc = rc;
+	c->err_given = err != NULL;
+	if (err)
+		c->err = *err;
+	c->thread = pthread_self();
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void completion_wait(completion *c)
+{
+	pthread_mutex_lock(&c->lock);
+	while (!c->calls)
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void async_create_completes_on_the_writer_once_durable(void **state)
+{
+	fixture *f = *state;
+	allowd_policy p = make("async@example.com", ALLOWD_PATTERN_EMAIL);
+	allowd_policy *got = NULL;
+	completion c;
+
+	completion_init(&c);
+	assert_int_equal(allowd_store_policy_create_async(f->s, ACC, &p, on_done, &c), 0);
+	completion_wait(&c);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.rc, 0);
+	assert_false(c.err_given);
+	assert_false(pthread_equal(c.thread, pthread_self()));
+	assert_true(p.id > 0);
+	assert_int_equal(allowd_store_policy_get(f->s, &got, ACC, p.id), 0);
+	assert_string_equal(got->pattern, "async@example.com");
+	allowd_policy_free(got);
+	allowd_policy_clear(&p);
+}
+
+/* Refused before it is queued: the error is the caller's, done is never called. */
+static void async_write_refused_up_front_never_calls_done(void **state)
+{
+	fixture *f = *state;
+	allowd_policy p = make("not an address", ALLOWD_PATTERN_EMAIL);
+	completion c;
+
+	completion_init(&c);
+	assert_int_equal(allowd_store_policy_create_async(f->s, ACC, &p, on_done, &c),
+			 ALLOWD_EINVALID);
+	assert_string_equal(allowd_error_last()->pointer, "/pattern");
+	/* a later write completes, and this one's callback has still not run */
+	create(f->s, ACC, "after@example.com", ALLOWD_PATTERN_EMAIL);
+	pthread_mutex_lock(&c.lock);
+	assert_int_equal(c.calls, 0);
+	pthread_mutex_unlock(&c.lock);
+	allowd_policy_clear(&p);
+}
+
+/* A failure in the writer reaches done with the error the synchronous call leaves. */
+static void async_failure_carries_the_synchronous_error(void **state)
+{
+	fixture *f = *state;
+	int64_t ids[2] = {create(f->s, ACC, "y@example.com", ALLOWD_PATTERN_EMAIL), 999999};
+	allowd_batch b = {.deletes = ids, .n_deletes = 2};
+	allowd_batch_result r;
+	allowd_error sync;
+	completion c;
+
+	assert_int_equal(allowd_store_batch(f->s, &r, ACC, &b), ALLOWD_ENOTFOUND);
+	sync = *allowd_error_last();
+	allowd_error_clear();
+	completion_init(&c);
+	assert_int_equal(allowd_store_batch_async(f->s, &r, ACC, &b, on_done, &c), 0);
+	completion_wait(&c);
+	assert_int_equal(c.rc, ALLOWD_ENOTFOUND);
+	assert_int_equal(c.err.code, sync.code);
+	assert_string_equal(c.err.message, sync.message);
+	assert_string_equal(c.err.pointer, "/deletes/1/id");
+	assert_string_equal(c.err.pointer, sync.pointer);
+	/* nothing of the batch was applied */
+	allowd_policy *got = NULL;
+	assert_int_equal(allowd_store_policy_get(f->s, &got, ACC, ids[0]), 0);
+	allowd_policy_free(got);
+}
+
 struct writer_arg {
 	allowd_store *s;
 	int base;
@@ -450,6 +560,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(list_filters_orders_and_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(batch_is_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(batch_missing_delete_names_item, setup, teardown),
+		cmocka_unit_test_setup_teardown(async_create_completes_on_the_writer_once_durable,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(async_write_refused_up_front_never_calls_done, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(async_failure_carries_the_synchronous_error, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(concurrent_writers_all_succeed, setup, teardown),
 		cmocka_unit_test_setup_teardown(tokens_and_users_are_found_by_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(account_delete_cascades, setup, teardown),
