@@ -389,6 +389,7 @@ static void norm_check(allowd_auth_check *out, const allowd_auth_check *in)
 {
 	char raw[ALLOWD_DOMAIN_MAX];
 	size_t n = strnlen(in->domain, sizeof(in->domain) - 1);
+	const char *src = in->domain;
 
 	out->result = in->result;
 	if (!n) {
@@ -398,8 +399,9 @@ static void norm_check(allowd_auth_check *out, const allowd_auth_check *in)
 	if (in->domain[n] != '\0') { /* 253 bytes and no terminator: only those count */
 		memcpy(raw, in->domain, n);
 		raw[n] = '\0';
+		src = raw;
 	}
-	if (engine_domain(out->domain, sizeof(out->domain), in->domain[n] ? raw : in->domain))
+	if (engine_domain(out->domain, sizeof(out->domain), src))
 		out->domain[0] = '\0'; /* not a domain: it verifies nothing */
 }
 

@@ -191,11 +191,19 @@ static uint64_t hash_addr(const uint8_t *a)
 static void mask_addr(uint8_t *out, const uint8_t *in, int len)
 {
 	int full = len / 8, rest = len % 8;
-	memcpy(out, in, 16);
+	uint8_t m[16];
+
+	/*
+	 * Built in a local and copied whole: a variable-length memset into `out`
+	 * (which lives inside larger structures) makes the static analyzer
+	 * forget everything around it.
+	 */
+	memcpy(m, in, 16);
 	if (full < 16) {
-		out[full] &= rest ? (uint8_t)(0xffu << (8 - rest)) : 0;
-		memset(out + full + 1, 0, (size_t)(15 - full));
+		m[full] &= rest ? (uint8_t)(0xffu << (8 - rest)) : 0;
+		memset(m + full + 1, 0, (size_t)(15 - full));
 	}
+	memcpy(out, m, 16);
 }
 
 static int iptab_cmp(const void *a, const void *b)
