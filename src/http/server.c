@@ -4,8 +4,8 @@
  * deadline, match the route, authenticate and authorise, call the handler,
  * render Cloudflare's envelope, and write one access-log line when the
  * response has been sent.  A write's connection is suspended while the
- * write waits for its group commit (start_write), so it holds no thread.  Per-request memory is released in one place,
- * on_completed().  Around libmicrohttpd: an acceptor thread hands each
+ * write waits for its group commit (start_write), so it holds no thread.
+ * Per-request memory is released in one place, on_completed().  Around libmicrohttpd: an acceptor thread hands each
  * connection to one of --threads single-threaded libmicrohttpd daemons
  * (acceptor_main), and a watchdog thread enforces the request deadlines and
  * drains connections that were answered before their body arrived
