@@ -45,7 +45,7 @@ lint:
 # and short stress/load tests on the normal build; the same minus the SDK
 # under ASan+UBSan; the concurrent parts (label tsan) under ThreadSanitizer;
 # two e2e programs with the server under valgrind memcheck; then cppcheck and
-# clang-tidy (scripts/static-analysis.sh).  About 12 minutes on 2 CPUs.
+# clang-tidy (scripts/static-analysis.sh).  About 8 minutes on 2 CPUs.
 test: build build-asan build-tsan sdk-deps lint
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
