@@ -63,6 +63,17 @@ typedef struct allowd_policy_patch {
 /* Allocates a zeroed policy; *out must be released with allowd_policy_free. */
 int allowd_policy_new(allowd_policy **out);
 void allowd_policy_free(allowd_policy *p);
+
+/* A growable array of owned policies (store scans collect into one). */
+typedef struct allowd_policy_vec {
+	allowd_policy **v;
+	size_t n, cap;
+} allowd_policy_vec;
+
+/* Appends p, which the vector then owns; on failure p is freed. */
+int allowd_policy_vec_push(allowd_policy_vec *l, allowd_policy *p);
+/* Frees every policy and the array; leaves an empty vector. */
+void allowd_policy_vec_clear(allowd_policy_vec *l);
 /* Releases the strings a policy owns without freeing the struct. */
 void allowd_policy_clear(allowd_policy *p);
 int allowd_policy_dup(allowd_policy **out, const allowd_policy *p);

@@ -9,26 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct loader {
-	allowd_policy **v;
-	size_t n, cap;
-} loader;
-
 static int collect(void *ctx, allowd_policy *p)
 {
-	loader *l = ctx;
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 256;
-		allowd_policy **v = realloc(l->v, ncap * sizeof(*v));
-		if (!v) {
-			allowd_policy_free(p);
-			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
-		}
-		l->v = v;
-		l->cap = ncap;
-	}
-	l->v[l->n++] = p;
-	return 0;
+	return allowd_policy_vec_push(ctx, p);
 }
 
 /*
@@ -82,12 +65,10 @@ int allowd_api_engine_attach(allowd_api *api)
 	if ((rc = allowd_store_account_list(api->store, &accounts, &n)))
 		return rc;
 	for (size_t i = 0; i < n && !rc; i++) {
-		loader l = {0};
+		allowd_policy_vec l = {0};
 		if ((rc = allowd_store_policy_scan(api->store, accounts[i].id, collect, &l)) == 0)
 			rc = allowd_engine_load(api->engine, accounts[i].id, l.v, l.n);
-		for (size_t k = 0; k < l.n; k++)
-			allowd_policy_free(l.v[k]);
-		free(l.v);
+		allowd_policy_vec_clear(&l);
 	}
 	allowd_account_list_free(accounts, n);
 	if (rc == 0)

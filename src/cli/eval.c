@@ -47,10 +47,7 @@ typedef struct eval_input {
 	char envelope_from[EML_VALUE_MAX + 1]; /* --envelope-from without its angle brackets */
 } eval_input;
 
-typedef struct policy_vec {
-	allowd_policy **v;
-	size_t n, cap;
-} policy_vec;
+typedef allowd_policy_vec policy_vec;
 
 /* ---- helpers -------------------------------------------------------- */
 
@@ -345,19 +342,7 @@ static void authenticate(cli *c, eval_input *in)
 
 static int collect(void *ctx, allowd_policy *p)
 {
-	policy_vec *l = ctx;
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 64;
-		allowd_policy **v = realloc(l->v, ncap * sizeof(*v));
-		if (!v) {
-			allowd_policy_free(p);
-			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
-		}
-		l->v = v;
-		l->cap = ncap;
-	}
-	l->v[l->n++] = p;
-	return 0;
+	return allowd_policy_vec_push(ctx, p);
 }
 
 /* The engine options the server would use: its ALLOWD_* environment variables. */

@@ -248,36 +248,6 @@ static void queue_rebuild(allowd_engine *e, account *a)
 	pthread_mutex_unlock(&e->queue_lock);
 }
 
-typedef struct plist {
-	allowd_policy **v;
-	size_t n, cap;
-} plist;
-
-static void plist_clear(plist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		allowd_policy_free(l->v[i]);
-	free(l->v);
-	memset(l, 0, sizeof(*l));
-}
-
-/* Takes p (freed on failure). */
-static int plist_push(plist *l, allowd_policy *p)
-{
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 64;
-		allowd_policy **v = realloc(l->v, ncap * sizeof(*v));
-		if (!v) {
-			allowd_policy_free(p);
-			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
-		}
-		l->v = v;
-		l->cap = ncap;
-	}
-	l->v[l->n++] = p;
-	return 0;
-}
-
 static bool shadowed(const view *v, int64_t id)
 {
 	size_t lo = 0, hi = v->n;
@@ -294,7 +264,8 @@ static bool shadowed(const view *v, int64_t id)
 }
 
 /* Appends the policies of `s` that the view's delta does not shadow; *hit when one is. */
-static int add_unshadowed(plist *out, const allowd_snapshot *s, const view *v, int *hit)
+static int add_unshadowed(allowd_policy_vec *out, const allowd_snapshot *s, const view *v,
+			  int *hit)
 {
 	allowd_policy **all = NULL;
 	size_t n = 0, i;
@@ -307,7 +278,7 @@ static int add_unshadowed(plist *out, const allowd_snapshot *s, const view *v, i
 			*hit = 1;
 			allowd_policy_free(all[i]);
 		} else {
-			rc = plist_push(out, all[i]);
+			rc = allowd_policy_vec_push(out, all[i]);
 		}
 	}
 	for (; i < n; i++)
@@ -320,7 +291,8 @@ static int add_unshadowed(plist *out, const allowd_snapshot *s, const view *v, i
  * The view's whole set split into exact policies and regexes; *rx_dirty
  * when the regexes differ from v->rx (or v->rx is not final).
  */
-static int view_policies(view *v, plist *exact, plist *regex, int *rx_dirty)
+static int view_policies(view *v, allowd_policy_vec *exact, allowd_policy_vec *regex,
+			 int *rx_dirty)
 {
 	int rc, unused = 0;
 
@@ -336,7 +308,7 @@ static int view_policies(view *v, plist *exact, plist *regex, int *rx_dirty)
 			return rc;
 		if (c->is_regex)
 			*rx_dirty = 1;
-		if ((rc = plist_push(c->is_regex ? regex : exact, c)))
+		if ((rc = allowd_policy_vec_push(c->is_regex ? regex : exact, c)))
 			return rc;
 	}
 	return 0;
@@ -346,7 +318,7 @@ static void rebuild(allowd_engine *e, account *a)
 {
 	view *from = current_view(a), *cur, *next = NULL;
 	allowd_snapshot *base = NULL, *rx = NULL;
-	plist exact = {0}, regex = {0};
+	allowd_policy_vec exact = {0}, regex = {0};
 	dentry **keep = NULL;
 	size_t k = 0;
 	int rx_dirty = 0;
@@ -379,8 +351,8 @@ static void rebuild(allowd_engine *e, account *a)
 			  allowd_error_last()->message);
 	}
 	free(keep);
-	plist_clear(&exact);
-	plist_clear(&regex);
+	allowd_policy_vec_clear(&exact);
+	allowd_policy_vec_clear(&regex);
 	allowd_snapshot_unref(base);
 	allowd_snapshot_unref(rx);
 	view_unref(from);

@@ -33,6 +33,30 @@ void allowd_policy_free(allowd_policy *p)
 	free(p);
 }
 
+int allowd_policy_vec_push(allowd_policy_vec *l, allowd_policy *p)
+{
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		allowd_policy **v = realloc(l->v, ncap * sizeof(*v));
+		if (!v) {
+			allowd_policy_free(p);
+			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		}
+		l->v = v;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = p;
+	return 0;
+}
+
+void allowd_policy_vec_clear(allowd_policy_vec *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		allowd_policy_free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
 int allowd_policy_set_string(char **member, const char *s)
 {
 	char *copy = NULL;
