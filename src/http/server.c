@@ -336,11 +336,12 @@ static void write_done(void *ctx)
 	pthread_mutex_unlock(&s->lock);
 }
 
-static enum MHD_Result start_write(allowd_server *s, struct MHD_Connection *conn, request *rq,
-				   route_match *m, allowd_principal *principal)
+/* What a handler sees of a request: route values, body, headers, query. */
+static api_request api_request_of(struct MHD_Connection *conn, const request *rq,
+				  const route_match *m, struct query_ctx *qctx,
+				  allowd_principal *principal)
 {
-	struct query_ctx qctx = {conn};
-	api_request req = {
+	return (api_request){
 		.method = rq->method,
 		.account_id = m->account_id,
 		.policy_id = m->policy_id,
@@ -349,9 +350,32 @@ static enum MHD_Result start_write(allowd_server *s, struct MHD_Connection *conn
 		.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							    MHD_HTTP_HEADER_CONTENT_TYPE),
 		.query = query_value,
-		.ctx = &qctx,
+		.ctx = qctx,
 		.principal = principal,
 	};
+}
+
+/* Answers a handler's outcome: its error when rc, else resp in the envelope; frees resp. */
+static enum MHD_Result send_outcome(struct MHD_Connection *conn, request *rq, int rc,
+				    api_response *resp)
+{
+	enum MHD_Result ret;
+
+	if (rc)
+		ret = send_error(conn, rq, NULL);
+	else
+		ret = send_json(conn, rq, (unsigned)resp->status,
+				allowd_api_render_success(resp), NULL);
+	json_decref(resp->result);
+	json_decref(resp->result_info);
+	return ret;
+}
+
+static enum MHD_Result start_write(allowd_server *s, struct MHD_Connection *conn, request *rq,
+				   route_match *m, allowd_principal *principal)
+{
+	struct query_ctx qctx = {conn};
+	api_request req = api_request_of(conn, rq, m, &qctx, principal);
 	int draining;
 
 	pthread_mutex_lock(&s->lock);
@@ -400,7 +424,6 @@ static void unsuspend(allowd_server *s, request *rq, bool busy)
 static enum MHD_Result finish_write(struct MHD_Connection *conn, request *rq)
 {
 	api_response resp = {.status = 200};
-	enum MHD_Result ret;
 
 	unsuspend(rq->s, rq, true);
 	if (rq->start_failed) {
@@ -408,15 +431,7 @@ static enum MHD_Result finish_write(struct MHD_Connection *conn, request *rq)
 		return send_error(conn, rq, NULL);
 	}
 	allowd_error_clear();
-	if (api_write_finish(rq->write, &resp)) {
-		json_decref(resp.result);
-		json_decref(resp.result_info);
-		return send_error(conn, rq, NULL);
-	}
-	ret = send_json(conn, rq, (unsigned)resp.status, allowd_api_render_success(&resp), NULL);
-	json_decref(resp.result);
-	json_decref(resp.result_info);
-	return ret;
+	return send_outcome(conn, rq, api_write_finish(rq->write, &resp), &resp);
 }
 
 static enum MHD_Result dispatch(allowd_server *s, struct MHD_Connection *conn, request *rq,
@@ -427,7 +442,6 @@ static enum MHD_Result dispatch(allowd_server *s, struct MHD_Connection *conn, r
 	api_response resp = {.status = 200};
 	api_request req;
 	route_match m;
-	enum MHD_Result ret;
 	int rc;
 
 	allowd_error_clear();
@@ -448,29 +462,10 @@ static enum MHD_Result dispatch(allowd_server *s, struct MHD_Connection *conn, r
 	}
 	if (m.route->start)
 		return start_write(s, conn, rq, &m, &principal);
-	req = (api_request){
-		.method = rq->method,
-		.account_id = m.account_id,
-		.policy_id = m.policy_id,
-		.body = rq->body ? rq->body : "",
-		.body_len = rq->body_len,
-		.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							    MHD_HTTP_HEADER_CONTENT_TYPE),
-		.query = query_value,
-		.ctx = &qctx,
-		.principal = m.route->auth ? &principal : NULL,
-	};
+	req = api_request_of(conn, rq, &m, &qctx, m.route->auth ? &principal : NULL);
 	rc = m.route->handler(s->api, &req, &resp);
 	allowd_principal_clear(&principal);
-	if (rc) {
-		json_decref(resp.result);
-		json_decref(resp.result_info);
-		return send_error(conn, rq, NULL);
-	}
-	ret = send_json(conn, rq, (unsigned)resp.status, allowd_api_render_success(&resp), NULL);
-	json_decref(resp.result);
-	json_decref(resp.result_info);
-	return ret;
+	return send_outcome(conn, rq, rc, &resp);
 }
 
 /* ---- connections, deadlines and lingering closes --------------------- */
