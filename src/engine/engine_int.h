@@ -110,7 +110,16 @@ typedef struct eshadow {
 	size_t n;
 } eshadow;
 
-int engine_prepare(eprepared *p, const allowd_message *m, char delim);
+/*
+ * Normalises and hashes m's addresses into p.  warm: a snapshot the message
+ * is about to be matched in (or NULL): each address's table slots in it are
+ * prefetched as soon as its hashes are known, so that the cache misses of a
+ * large account overlap with preparing the rest of the message.
+ */
+int engine_prepare(eprepared *p, const allowd_message *m, char delim,
+		   const allowd_snapshot *warm);
+/* Prefetches the exact-table slots a's probes will read in s. */
+void engine_snapshot_warm(const allowd_snapshot *s, const eaddr *a, int sender);
 void engine_prepared_free(eprepared *p);
 /* Fills p->auth (normalised) once; later calls do nothing. */
 void engine_prepare_auth(eprepared *p);

@@ -651,12 +651,15 @@ int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allow
 	view *v;
 	int rc;
 
-	if ((rc = engine_prepare(&p, m, e->opts.subaddress_delimiter)))
+	v = a ? current_view(a) : NULL;
+	if ((rc = engine_prepare(&p, m, e->opts.subaddress_delimiter, v ? v->base : NULL))) {
+		if (v)
+			view_unref(v);
 		return rc;
+	}
 	ematches_init(&ms);
-	if (a) {
+	if (v) {
 		eshadow sh;
-		v = current_view(a);
 		sh.ids = v->shadow;
 		sh.n = v->n;
 		engine_collect(v->base, &p, &sh, &ms);

@@ -906,6 +906,19 @@ static inline void add_probe(probe *v, size_t *n, const htab *t, const char *key
 	(*n)++;
 }
 
+void engine_snapshot_warm(const allowd_snapshot *s, const eaddr *a, int sender)
+{
+	if (!a->ok)
+		return;
+	if (s->emails.slots) {
+		__builtin_prefetch(&s->emails.slots[a->h_norm & s->emails.mask]);
+		if (a->sub_len)
+			__builtin_prefetch(&s->emails.slots[a->h_sub & s->emails.mask]);
+	}
+	if (sender && s->domains.slots)
+		__builtin_prefetch(&s->domains.slots[a->h_domain & s->domains.mask]);
+}
+
 static inline void probe_candidate(const allowd_snapshot *s, probe *pr)
 {
 	const htab *t = pr->t;
@@ -1101,7 +1114,6 @@ static void prefetch_message(const allowd_message *m)
 {
 	__builtin_prefetch(m);
 	__builtin_prefetch((const char *)m + 64);
-	__builtin_prefetch(&m->dispositions);
 }
 
 static void prefetch_message_text(const allowd_message *m)
@@ -1150,7 +1162,7 @@ int allowd_evaluate_batch(const allowd_snapshot *s, const allowd_message *const 
 		for (k = i + w; k < n && k < i + 2 * BATCH_WIDTH; k++)
 			prefetch_message(messages[k]);
 		for (; ready < w; ready++) {
-			if ((prc = engine_prepare(&v[ready].p, messages[i + ready], delim)))
+			if ((prc = engine_prepare(&v[ready].p, messages[i + ready], delim, NULL)))
 				break; /* the messages before it are still decided */
 			ematches_init(&v[ready].ms);
 		}
