@@ -112,6 +112,17 @@ static inline uint64_t nh_term(uint64_t w, const uint64_t *k)
 	       (uint64_t)(uint32_t)((uint32_t)(w >> 32) + (uint32_t)k[1]);
 }
 
+/* Inputs too long for the NH keys; apart so that the common path saves no registers. */
+__attribute__((noinline, cold)) static uint64_t hash_long(const void *data, size_t len)
+{
+	unsigned char out[crypto_shorthash_BYTES];
+	uint64_t h;
+
+	crypto_shorthash(out, data, len, hash_sip_key);
+	memcpy(&h, out, sizeof(h));
+	return h;
+}
+
 uint64_t engine_hash(const void *data, size_t len)
 {
 	const unsigned char *p = data;
@@ -121,15 +132,12 @@ uint64_t engine_hash(const void *data, size_t len)
 
 	if (!atomic_load_explicit(&hash_ready, memory_order_acquire))
 		pthread_once(&hash_once, hash_key_init);
-	if (len > HASH_WORDS * 8) {
-		unsigned char out[crypto_shorthash_BYTES];
-		crypto_shorthash(out, p, len, hash_sip_key);
-		memcpy(&h, out, sizeof(h));
-		return h;
-	}
+	if (len > HASH_WORDS * 8)
+		return hash_long(p, len);
 	h = hash_keys[0] + hash_keys[2 * HASH_WORDS + 1] * (uint64_t)len;
 	if (len < 8) {
-		memcpy(&w, p, len); /* zero-padded */
+		for (; i < len; i++) /* zero-padded, as a little-endian load would read */
+			w |= (uint64_t)p[i] << (8 * i);
 		h += nh_term(w, k);
 	} else {
 		for (; i + 8 < len; i += 8, k += 2) {
