@@ -123,6 +123,17 @@ __attribute__((noinline, cold)) static uint64_t hash_long(const void *data, size
 	return h;
 }
 
+/* MurmurHash3's finaliser: a bijection that spreads the sum's high bits down. */
+static inline uint64_t hash_mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
 uint64_t engine_hash(const void *data, size_t len)
 {
 	const unsigned char *p = data;
@@ -147,12 +158,7 @@ uint64_t engine_hash(const void *data, size_t len)
 		memcpy(&w, p + len - 8, 8); /* the last eight bytes, maybe overlapping */
 		h += nh_term(w, k);
 	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
+	return hash_mix(h);
 }
 
 void allowd_decision_clear(allowd_decision *d)
@@ -247,33 +253,36 @@ static inline uint64_t lower8(uint64_t x)
 	return x | (upper >> 2); /* 0x80 >> 2 == 0x20 == 'a' - 'A' */
 }
 
-/* Copies n bytes of src to dst lower-cased (ASCII); returns the OR of all bytes. */
-static inline unsigned char lower_copy(char *dst, const char *src, size_t n)
+/*
+ * Copies n bytes of src to dst lower-cased (ASCII) and returns
+ * engine_hash(dst, n), computed in the same pass: the copy goes eight bytes
+ * at a time, the last eight overlapping, which are exactly the words the
+ * hash reads.
+ */
+static inline uint64_t lower_copy_hash(char *dst, const char *src, size_t n)
 {
-	uint64_t any = 0, w;
+	const uint64_t *k = hash_keys + 1;
+	uint64_t h, w;
 	size_t i = 0;
 
-	for (; i + 8 <= n; i += 8) {
+	if (n < 8 || n > HASH_WORDS * 8) {
+		for (; i < n; i++)
+			dst[i] = lower((unsigned char)src[i]);
+		return engine_hash(dst, n);
+	}
+	if (!atomic_load_explicit(&hash_ready, memory_order_acquire))
+		pthread_once(&hash_once, hash_key_init);
+	h = hash_keys[0] + hash_keys[2 * HASH_WORDS + 1] * (uint64_t)n;
+	for (; i + 8 < n; i += 8, k += 2) {
 		memcpy(&w, src + i, 8);
-		any |= w;
 		w = lower8(w);
 		memcpy(dst + i, &w, 8);
+		h += nh_term(w, k);
 	}
-	if (i < n && n >= 8) { /* the last eight bytes again: lower-casing twice is harmless */
-		memcpy(&w, src + n - 8, 8);
-		any |= w;
-		w = lower8(w);
-		memcpy(dst + n - 8, &w, 8);
-	} else {
-		for (; i < n; i++) {
-			any |= (unsigned char)src[i];
-			dst[i] = lower((unsigned char)src[i]);
-		}
-	}
-	any |= any >> 32;
-	any |= any >> 16;
-	any |= any >> 8;
-	return (unsigned char)any;
+	memcpy(&w, src + n - 8, 8); /* lower-casing a byte twice is harmless */
+	w = lower8(w);
+	memcpy(dst + n - 8, &w, 8);
+	return hash_mix(h + nh_term(w, k));
 }
 
 /* Any byte >= 0x80 in s[0..n)? */
@@ -297,14 +306,13 @@ static inline int has_high(const char *s, size_t n)
 }
 
 /*
- * The hashes and the subaddress key of an address whose norm, domain and
- * lengths are set.
+ * The other hashes and the subaddress key of an address whose norm, domain
+ * and h_norm are set.
  */
 static void address_keys(eaddr *a, size_t local_len, size_t dl, char delim, int sender)
 {
 	a->norm_len = (uint16_t)(local_len + 1 + dl);
 	a->domain_len = (uint16_t)dl;
-	a->h_norm = engine_hash(a->norm, a->norm_len);
 	a->h_domain = sender ? engine_hash(a->domain, dl) : 0; /* only senders probe domains */
 	a->h_sub = 0;
 	a->sub_len = 0;
@@ -344,15 +352,16 @@ static void address_slow(eaddr *a, const char *raw, char delim, int sender)
 	}
 	a->domain = a->norm + local_len + 1;
 	a->ok = 1;
+	a->h_norm = engine_hash(a->norm, strlen(a->norm));
 	address_keys(a, local_len, strlen(a->domain), delim, sender);
 }
 
 /*
  * An address is normalised in one pass when it fits the buffer and its
  * domain is ASCII (every address of ordinary mail): the whole text is
- * copied lower-cased eight bytes at a time -- the local part is lower-cased
- * by the same rule as the domain's ASCII case folding -- and the domain's
- * one trailing dot dropped.  That gives the same result as address_slow:
+ * copied lower-cased eight bytes at a time, and hashed as it goes -- the
+ * local part is lower-cased by the same rule as the domain's ASCII case
+ * folding -- and the domain's one trailing dot dropped.  That gives the same result as address_slow:
  * for a text of at most sizeof(norm) - 1 bytes the length checks there
  * cannot fail.
  */
@@ -385,7 +394,7 @@ void engine_address(eaddr *a, const char *raw, char delim, int sender)
 		dl--;
 	if (dl == 0)
 		return;
-	lower_copy(a->norm, raw, local_len + 1 + dl);
+	a->h_norm = lower_copy_hash(a->norm, raw, local_len + 1 + dl);
 	a->norm[local_len + 1 + dl] = '\0';
 	a->domain = a->norm + local_len + 1;
 	a->ok = 1;
