@@ -450,6 +450,10 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim, const allo
 	p->n_senders = p->n_recipients = 0;
 	p->has_ip = p->has_ip_text = p->has_server = 0;
 	p->ip_state = p->server_state = 0; /* computed when a snapshot needs them */
+	p->ipq_for = NULL;
+	p->budget = m->budget;
+	if (warm) /* the IP slots first: their misses overlap with the addresses' work */
+		engine_snapshot_warm_ip(warm, p);
 	if (n <= 4) {
 		p->senders = p->inline_senders;
 		p->sender_field = p->inline_field;
@@ -513,7 +517,6 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim, const allo
 	p->dispositions = m->dispositions & ALLOWD_DISP_ALL;
 	if (!p->dispositions)
 		p->dispositions = ALLOWD_DISP_VERDICTS;
-	p->budget = m->budget;
 	return 0;
 }
 

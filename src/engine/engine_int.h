@@ -34,6 +34,15 @@ typedef struct eaddr {
 					    senders only, recipients never probe domains) */
 } eaddr;
 
+/*
+ * The client address's lookups in one snapshot's IP tables: the address
+ * masked to each prefix length the snapshot uses, and its hash.
+ */
+typedef struct ipquery {
+	uint8_t net[129][16];
+	uint64_t h[129];
+} ipquery;
+
 typedef struct eprepared {
 	const allowd_message *m;
 	eaddr *senders; /* envelope_from, header_from, reply_to... */
@@ -50,6 +59,9 @@ typedef struct eprepared {
 	int ip_state, server_state;
 	int has_ip;
 	uint8_t ip[16];
+	/* ipq holds the IP lookups in ipq_for (the warm snapshot), NULL: none yet */
+	const allowd_snapshot *ipq_for;
+	ipquery ipq;
 	int has_ip_text;         /* ip_text is filled (lazily: only IP regexes need it) */
 	char ip_text[64];        /* canonical inet_ntop form (IPv4 for mapped) */
 	int has_server;
@@ -120,6 +132,11 @@ int engine_prepare(eprepared *p, const allowd_message *m, char delim,
 		   const allowd_snapshot *warm);
 /* Prefetches the exact-table slots a's probes will read in s. */
 void engine_snapshot_warm(const allowd_snapshot *s, const eaddr *a, int sender);
+/*
+ * When s has IP policies: parses the client address, computes its lookups
+ * in s into p->ipq (p->ipq_for = s) and prefetches their slots.
+ */
+void engine_snapshot_warm_ip(const allowd_snapshot *s, eprepared *p);
 void engine_prepared_free(eprepared *p);
 /* Fills p->auth (normalised) once; later calls do nothing. */
 void engine_prepare_auth(eprepared *p);

@@ -830,11 +830,6 @@ static void regex_scan(ctx *c, int kind, const char *subject, allowd_field field
  * length's slot is prefetched first (ip_prefetch), then the first
  * candidate entry of each (ip_candidates), then they are compared (ip_run).
  */
-typedef struct ipquery {
-	uint8_t net[129][16]; /* the address masked to each length in use */
-	uint64_t h[129];
-} ipquery;
-
 static void ip_prefetch(const allowd_snapshot *s, ipquery *q, const uint8_t *addr)
 {
 	for (int j = 0; j < s->n_ipt; j++) {
@@ -842,6 +837,17 @@ static void ip_prefetch(const allowd_snapshot *s, ipquery *q, const uint8_t *add
 		q->h[j] = hash_addr(q->net[j]);
 		__builtin_prefetch(&s->ipt[j].slots[q->h[j] & s->ipt[j].mask]);
 	}
+}
+
+void engine_snapshot_warm_ip(const allowd_snapshot *s, eprepared *p)
+{
+	if (!s->n_ipt)
+		return;
+	engine_prepare_ip(p);
+	if (!p->has_ip)
+		return;
+	ip_prefetch(s, &p->ipq, p->ip);
+	p->ipq_for = s;
 }
 
 static void ip_candidates(const allowd_snapshot *s, const ipquery *q)
@@ -968,9 +974,10 @@ typedef struct collect {
 	eprepared *p;
 	probe inline_probes[PROBES_INLINE], *probes;
 	size_t n_probes;
-	int ip;   /* the client address is probed in the IP tables */
+	int ip;   /* the client address is probed in the IP tables, with *q */
 	int dead; /* out of memory: nothing more to do */
-	ipquery q;
+	const ipquery *q; /* p->ipq when p was prepared for this snapshot, else own_q */
+	ipquery own_q;
 } collect;
 
 static void collect_start(collect *cs, const allowd_snapshot *s, eprepared *p,
@@ -997,8 +1004,12 @@ static void collect_start(collect *cs, const allowd_snapshot *s, eprepared *p,
 		engine_prepare_ip(p);
 		cs->ip = p->has_ip;
 	}
-	if (cs->ip)
-		ip_prefetch(s, &cs->q, p->ip);
+	if (cs->ip && p->ipq_for == s) {
+		cs->q = &p->ipq; /* computed and prefetched while p was prepared */
+	} else if (cs->ip) {
+		ip_prefetch(s, &cs->own_q, p->ip);
+		cs->q = &cs->own_q;
+	}
 	for (size_t i = 0; exact && i < p->n_senders; i++) {
 		const eaddr *a = &p->senders[i];
 		if (!a->ok)
@@ -1028,7 +1039,7 @@ static void collect_candidates(collect *cs)
 	if (cs->dead)
 		return;
 	if (cs->ip)
-		ip_candidates(s, &cs->q);
+		ip_candidates(s, cs->q);
 	for (size_t i = 0; i < cs->n_probes; i++)
 		probe_candidate(s, &cs->probes[i]);
 }
@@ -1042,7 +1053,7 @@ static void collect_finish(collect *cs)
 	if (cs->dead)
 		return;
 	if (cs->ip)
-		ip_run(c, &cs->q, p->m->client_ip);
+		ip_run(c, cs->q, p->m->client_ip);
 	for (size_t i = 0; i < cs->n_probes; i++)
 		run_probe(c, &cs->probes[i]);
 	if (cs->probes != cs->inline_probes)
