@@ -62,8 +62,14 @@ typedef struct view {
 	uint64_t seq;
 } view;
 
+/*
+ * Reference counted: the map holds one, and every caller that found the
+ * account holds one until it is done, so allowd_engine_drop_account never
+ * frees an account an evaluation, a write or a rebuild is still using.
+ */
 typedef struct account {
 	char id[64];
+	atomic_int refs;
 	pthread_mutex_t lock;
 	view *view;
 	int rebuild_queued;
@@ -159,6 +165,16 @@ static long find_index(allowd_engine *e, const char *id, int *found)
 	return (long)lo;
 }
 
+static void account_unref(account *a)
+{
+	if (!a || atomic_fetch_sub(&a->refs, 1) != 1)
+		return;
+	view_unref(a->view);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+/* The account, with a reference the caller releases (account_unref), or NULL. */
 static account *find_account(allowd_engine *e, const char *id)
 {
 	account *a = NULL;
@@ -167,13 +183,15 @@ static account *find_account(allowd_engine *e, const char *id)
 
 	pthread_rwlock_rdlock(&e->map_lock);
 	i = find_index(e, id, &found);
-	if (found)
+	if (found) {
 		a = e->accounts[i];
+		atomic_fetch_add(&a->refs, 1);
+	}
 	pthread_rwlock_unlock(&e->map_lock);
 	return a;
 }
 
-/* The account's state, created with an empty view when new. */
+/* The account's state, created with an empty view when new; referenced as find_account's. */
 static account *get_account(allowd_engine *e, const char *id)
 {
 	account *a = find_account(e, id);
@@ -187,6 +205,7 @@ static account *get_account(allowd_engine *e, const char *id)
 	i = find_index(e, id, &found);
 	if (found) {
 		a = e->accounts[i];
+		atomic_fetch_add(&a->refs, 1);
 		goto out;
 	}
 	if (e->n_accounts == e->cap_accounts) {
@@ -204,6 +223,7 @@ static account *get_account(allowd_engine *e, const char *id)
 		goto out;
 	}
 	snprintf(a->id, sizeof(a->id), "%s", id);
+	atomic_init(&a->refs, 2); /* the map's and the caller's */
 	pthread_mutex_init(&a->lock, NULL);
 	memmove(&e->accounts[i + 1], &e->accounts[i],
 		(e->n_accounts - (size_t)i) * sizeof(*e->accounts));
@@ -380,6 +400,7 @@ static void *rebuild_main(void *arg)
 
 		if ((a = find_account(e, id)))
 			rebuild(e, a);
+		account_unref(a);
 
 		pthread_mutex_lock(&e->queue_lock);
 		e->busy = 0;
@@ -436,11 +457,8 @@ void allowd_engine_free(allowd_engine *e)
 		pthread_mutex_unlock(&e->queue_lock);
 		pthread_join(e->thread, NULL);
 	}
-	for (size_t i = 0; i < e->n_accounts; i++) {
-		view_unref(e->accounts[i]->view);
-		pthread_mutex_destroy(&e->accounts[i]->lock);
-		free(e->accounts[i]);
-	}
+	for (size_t i = 0; i < e->n_accounts; i++)
+		account_unref(e->accounts[i]); /* the caller's are all released by now */
 	free(e->accounts);
 	free(e->queue);
 	pthread_rwlock_destroy(&e->map_lock);
@@ -450,10 +468,8 @@ void allowd_engine_free(allowd_engine *e)
 	free(e);
 }
 
-int allowd_engine_load(allowd_engine *e, const char *account_id, allowd_policy *const *policies,
-		       size_t n)
+static int load_account(allowd_engine *e, account *a, allowd_policy *const *policies, size_t n)
 {
-	account *a = get_account(e, account_id);
 	allowd_snapshot *base = NULL, *rx = NULL;
 	allowd_policy **split = NULL;
 	view *v = NULL, *old;
@@ -512,10 +528,9 @@ static size_t rebuild_threshold(const view *v)
 	return by_base > DELTA_REBUILD_AT ? by_base : DELTA_REBUILD_AT;
 }
 
-int allowd_engine_apply(allowd_engine *e, const char *account_id,
-			const allowd_engine_change *changes, size_t n)
+static int apply_account(allowd_engine *e, account *a, const allowd_engine_change *changes,
+			 size_t n)
 {
-	account *a = get_account(e, account_id);
 	dentry **entries = NULL, **fresh = NULL;
 	view *cur, *next = NULL;
 	size_t k = 0, nf = 0;
@@ -618,6 +633,26 @@ out:
 	return rc;
 }
 
+int allowd_engine_load(allowd_engine *e, const char *account_id, allowd_policy *const *policies,
+		       size_t n)
+{
+	account *a = get_account(e, account_id);
+	int rc = load_account(e, a, policies, n);
+
+	account_unref(a);
+	return rc;
+}
+
+int allowd_engine_apply(allowd_engine *e, const char *account_id,
+			const allowd_engine_change *changes, size_t n)
+{
+	account *a = get_account(e, account_id);
+	int rc = apply_account(e, a, changes, n);
+
+	account_unref(a);
+	return rc;
+}
+
 void allowd_engine_drop_account(allowd_engine *e, const char *account_id)
 {
 	account *a = NULL;
@@ -633,13 +668,11 @@ void allowd_engine_drop_account(allowd_engine *e, const char *account_id)
 		e->n_accounts--;
 	}
 	pthread_rwlock_unlock(&e->map_lock);
-	if (a) {
-		/* a rebuild may hold `a`: it is found by id, so it can no longer be */
-		allowd_engine_quiesce(e);
-		view_unref(a->view);
-		pthread_mutex_destroy(&a->lock);
-		free(a);
-	}
+	/*
+	 * The map's reference: whoever found the account before (an evaluation,
+	 * a write, a rebuild) keeps it alive until done; nobody can find it now.
+	 */
+	account_unref(a);
 }
 
 int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allowd_message *m,
@@ -655,6 +688,7 @@ int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allow
 	if ((rc = engine_prepare(&p, m, e->opts.subaddress_delimiter, v ? v->base : NULL))) {
 		if (v)
 			view_unref(v);
+		account_unref(a);
 		return rc;
 	}
 	ematches_init(&ms);
@@ -669,6 +703,7 @@ int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allow
 				engine_collect(v->entries[i]->one, &p, NULL, &ms);
 		view_unref(v);
 	}
+	account_unref(a);
 	rc = engine_decide(&p, &ms, out);
 	ematches_free(&ms);
 	engine_prepared_free(&p);
@@ -687,5 +722,6 @@ void allowd_engine_stats_get(allowd_engine *e, const char *account_id, allowd_en
 		pthread_mutex_lock(&a->lock); /* the rebuild thread counts under it */
 		out->rebuilds = a->rebuilds;
 		pthread_mutex_unlock(&a->lock);
+		account_unref(a);
 	}
 }
