@@ -193,6 +193,14 @@ static void usage_errors(void **state)
 	assert_int_equal(ctl("account", NULL), ALLOWD_CLI_USAGE);
 	assert_int_equal(ctl("--help", NULL), 0);
 	assert_non_null(strstr(out_buf, "token create"));
+	/*
+	 * Errors inside the option loop, after a flag was stored: each exit
+	 * frees the flags (LeakSanitizer fails the ASan run otherwise).
+	 */
+	assert_int_equal(ctl("--account", "abc", "--perm", NULL), ALLOWD_CLI_USAGE);
+	assert_non_null(strstr(err_buf, "--perm"));
+	assert_int_equal(ctl("--account", "abc", "--frob", "x", NULL), ALLOWD_CLI_USAGE);
+	assert_int_equal(ctl("--account", "abc", "--help", NULL), 0);
 }
 
 int main(void)
