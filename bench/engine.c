@@ -3,7 +3,7 @@
  * reference evaluator (a linear scan over every policy), in one run, on
  * one core.  Prints figures and ratios; it asserts nothing.
  *
- *   bench_engine [N_EXACT] [N_REGEX] [fast-exact [SECONDS [hot]]|fast-regex]
+ *   bench_engine [N_EXACT] [N_REGEX] [fast-exact [SECONDS [hot]]|fast-regex|fast-delta]
  *   (defaults 1000000, 10000; fast-exact measures each figure for SECONDS,
  *   default 5; "hot": the first figure only, for profiling)
  *
@@ -172,8 +172,8 @@ static double last_cpu_rate;
  * evaluation have been measured.  batch 0: one message per allowd_evaluate
  * call; otherwise that many per allowd_evaluate_batch call.
  */
-static double rate_hot(const allowd_snapshot *s, size_t n_exact, double seconds, size_t *matches,
-		       size_t batch)
+static double rate_hot_in(const allowd_snapshot *s, allowd_engine *e, size_t n_exact,
+			  double seconds, size_t *matches, size_t batch)
 {
 	int64_t spent = 0, cpu = 0;
 	size_t count = 0;
@@ -187,7 +187,10 @@ static double rate_hot(const allowd_snapshot *s, size_t n_exact, double seconds,
 		t0 = allowd_monotonic_us();
 		for (size_t i = 0; i < RING && !batch; i++) {
 			allowd_decision d;
-			allowd_evaluate(s, &messages[i].m, &d);
+			if (e)
+				allowd_engine_evaluate(e, "bench", &messages[i].m, &d);
+			else
+				allowd_evaluate(s, &messages[i].m, &d);
 			*matches += d.n_matches;
 			allowd_decision_clear(&d);
 		}
@@ -212,6 +215,69 @@ static double rate_hot(const allowd_snapshot *s, size_t n_exact, double seconds,
 	}
 	last_cpu_rate = (double)count / ((double)cpu / 1e6);
 	return (double)count / ((double)spent / 1e6);
+}
+
+static double rate_hot(const allowd_snapshot *s, size_t n_exact, double seconds, size_t *matches,
+		       size_t batch)
+{
+	return rate_hot_in(s, NULL, n_exact, seconds, matches, batch);
+}
+
+/*
+ * The server's engine (allowd_engine: base, delta levels, one-policy
+ * snapshots) over the same policies, as API writes grow its delta: every
+ * fourth write edits a base policy, the others create one.  The delta stays
+ * below the rebuild threshold (base / 128), so no rebuild folds it away.
+ */
+static void engine_with_delta(allowd_policy **exact, size_t n_exact)
+{
+	static const size_t steps[] = {0, 16, 17, 256, 1000, 4000, 7000};
+	allowd_engine *e = NULL;
+	size_t done = 0, matches;
+	int64_t t0;
+	char buf[128];
+
+	if (allowd_engine_new(&e, NULL)) {
+		fprintf(stderr, "allowd_engine_new failed\n");
+		exit(1);
+	}
+	t0 = allowd_monotonic_us();
+	if (allowd_engine_load(e, "bench", exact, n_exact)) {
+		fprintf(stderr, "allowd_engine_load failed\n");
+		exit(1);
+	}
+	printf("load                  %8.3f s\n", (double)(allowd_monotonic_us() - t0) / 1e6);
+	for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		size_t target = steps[k] < n_exact / 128 ? steps[k] : n_exact / 128, from = done;
+		double rate_e, per_write;
+		t0 = allowd_monotonic_us();
+		for (; done < target; done++) {
+			allowd_policy *p;
+			allowd_engine_change c;
+			if (done % 4 == 3 && n_exact) { /* an edit of a base policy */
+				snprintf(buf, sizeof(buf), "edited%zu@d%zu.example", done, done % 5000);
+				p = mk((int64_t)(done * 7919 % n_exact) + 1, ALLOWD_PATTERN_EMAIL, 0, buf,
+				       (int)done);
+			} else {
+				snprintf(buf, sizeof(buf), "new%zu@d%zu.example", done, done % 5000);
+				p = mk((int64_t)(n_exact + done) + 1, ALLOWD_PATTERN_EMAIL, 0, buf,
+				       (int)done);
+			}
+			c.id = p->id;
+			c.policy = p;
+			if (allowd_engine_apply(e, "bench", &c, 1)) {
+				fprintf(stderr, "allowd_engine_apply failed\n");
+				exit(1);
+			}
+			allowd_policy_free(p);
+		}
+		per_write = done > from ? (double)(allowd_monotonic_us() - t0) / (double)(done - from)
+					: 0.0;
+		rate_e = rate_hot_in(NULL, e, n_exact, 2.0, &matches, 0);
+		printf("delta %5zu entries   %8.1f us per write (the last %zu)  %10.0f evaluations/s\n",
+		       done, per_write, done - from, rate_e);
+	}
+	allowd_engine_free(e);
 }
 
 /*
@@ -280,6 +346,10 @@ int main(int argc, char **argv)
 		printf(" (%.0f per CPU-second)\n", last_cpu_rate);
 		return 0;
 	}
+	if (argc > 3 && strcmp(argv[3], "fast-delta") == 0) {
+		engine_with_delta(exact, n_exact);
+		return 0;
+	}
 	if (argc > 3 && strcmp(argv[3], "fast-exact") == 0) {
 		double t = argc > 4 ? strtod(argv[4], NULL) : 5.0;
 		build(&s, exact, n_exact, 1);
@@ -311,6 +381,10 @@ int main(int argc, char **argv)
 	printf("naive reference loop  %10.1f evaluations/s\n", naive);
 	printf("ratio                 %10.0fx   (single-message engine / naive)\n", fast / naive);
 	allowd_snapshot_unref(s);
+
+	printf("\n== the server's engine: the same %zu policies, then API writes (one core) ==\n",
+	       n_exact);
+	engine_with_delta(exact, n_exact);
 
 	printf("\n== regex policies: %zu (EMAIL, DOMAIN and IP regexes), one core ==\n", n_regex);
 	secs = build(&s, regex, n_regex, 1);

@@ -17,6 +17,16 @@
  *     newest version (or a deletion) compiled once, when it was written,
  *     into a one-policy snapshot -- so a new view costs pointer copies, not
  *     recompilation; every delta id shadows the base;
+ *   - the delta's exact policies are also merged into at most two level
+ *     snapshots (a small one rebuilt every SINGLES_MAX exact writes, a large
+ *     one every LEVEL_SMALL_MAX), so that an evaluation probes the base, the
+ *     regexes, two levels and at most SINGLES_MAX one-policy snapshots of
+ *     exact policies however large the delta is (before the levels, a delta
+ *     of 7,000 entries made every evaluation probe 7,000 snapshots: 1,150
+ *     evaluations/s instead of 1.8 M).  A level remembers the entries it was
+ *     built from; in a view, a level member that is not the view's entry
+ *     for its id (edited, deleted, or folded into the base since) is
+ *     shadowed in that level;
  *   - entries carry the sequence number of the write that made them; a
  *     rebuild that started from a view at sequence S keeps, in the view it
  *     publishes, exactly the entries newer than S.
@@ -42,6 +52,8 @@
 #define DELTA_REBUILD_AT 64
 #define DELTA_REBUILD_RATIO 128
 #define LOAD_PREFILTER_MAX 256  /* regexes compiled with Hyperscan during a load */
+#define SINGLES_MAX 16       /* exact delta entries probed one by one, at most */
+#define LEVEL_SMALL_MAX 256  /* live members of the small level, at most */
 
 typedef struct dentry {
 	atomic_int refs;
@@ -51,13 +63,34 @@ typedef struct dentry {
 	allowd_snapshot *one;  /* the policy compiled alone; NULL when deleted */
 } dentry;
 
+/* Delta entries' exact policies compiled together (immutable, shared by views). */
+typedef struct dlevel {
+	atomic_int refs;
+	allowd_snapshot *s;
+	dentry **members; /* sorted by id; references held, so identity is meaningful */
+	int64_t *ids;     /* members[i]->id, contiguous: walks read no entry */
+	size_t n;
+} dlevel;
+
+/* What a view keeps about each entry, next to it, so that a write reads no entry. */
+enum {
+	ENT_EXACT = 1, /* an exact policy (not deleted, not a regex): levels hold these */
+	ENT_ONE = 2,   /* has a one-policy snapshot (not deleted) */
+};
+
 typedef struct view {
 	atomic_int refs;
 	allowd_snapshot *base; /* exact policies */
 	allowd_snapshot *rx;   /* regexes */
 	int rx_final;          /* rx was built with the engine's options (not a load's) */
+	dlevel *lv[2];         /* [0] small and newer, [1] large; NULL: none */
+	int64_t *lv_shadow[2]; /* per level: sorted ids of members that are not current */
+	size_t lv_nshadow[2];
+	dentry **singles;      /* entries evaluated one by one: not in a level, with a policy */
+	size_t n_singles;
 	dentry **entries;
-	int64_t *shadow;
+	uint8_t *kind;         /* ENT_* of each entry */
+	int64_t *shadow;       /* the entries' ids: the base's and rx's shadow */
 	size_t n;
 	uint64_t seq;
 } view;
@@ -103,12 +136,97 @@ static void dentry_unref(dentry *d)
 	}
 }
 
+static void dlevel_unref(dlevel *l)
+{
+	if (!l || atomic_fetch_sub(&l->refs, 1) != 1)
+		return;
+	allowd_snapshot_unref(l->s);
+	for (size_t i = 0; i < l->n; i++)
+		dentry_unref(l->members[i]);
+	free(l->members);
+	free(l->ids);
+	free(l);
+}
+
+static uint8_t dentry_kind(const dentry *d)
+{
+	if (!d->policy)
+		return 0;
+	return (uint8_t)((d->policy->is_regex ? 0 : ENT_EXACT) | (d->one ? ENT_ONE : 0));
+}
+
+/* A level over members[0..n) (id-sorted, exact; references taken); 0 or ALLOWD_ERR. */
+static int dlevel_build(dlevel **out, allowd_engine *e, dentry **members, size_t n)
+{
+	dlevel *l = calloc(1, sizeof(*l));
+	allowd_policy **pols = calloc(n ? n : 1, sizeof(*pols));
+	int rc;
+
+	*out = NULL;
+	if (!l || !pols || !(l->members = malloc((n ? n : 1) * sizeof(*l->members))) ||
+	    !(l->ids = malloc((n ? n : 1) * sizeof(*l->ids)))) {
+		free(pols);
+		if (l) {
+			free(l->members);
+			free(l->ids);
+		}
+		free(l);
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		pols[i] = members[i]->policy;
+	if ((rc = allowd_snapshot_build(&l->s, pols, n, &e->delta_opts))) {
+		free(pols);
+		free(l->members);
+		free(l->ids);
+		free(l);
+		return rc;
+	}
+	free(pols);
+	atomic_init(&l->refs, 1);
+	for (size_t i = 0; i < n; i++) {
+		atomic_fetch_add(&members[i]->refs, 1);
+		l->members[i] = members[i];
+		l->ids[i] = members[i]->id;
+	}
+	l->n = n;
+	*out = l;
+	return 0;
+}
+
+/*
+ * Marks in where[i] (bit `bit`) the entries that are members of l, and
+ * writes to shadow the ids of l's members that are not the entry for their
+ * id; returns how many.  Both lists are sorted by id: one merge walk.
+ */
+static size_t level_walk(const dlevel *l, dentry *const *entries, const int64_t *ids, size_t n,
+			 unsigned char *where, unsigned char bit, int64_t *shadow)
+{
+	size_t i = 0, ns = 0;
+
+	for (size_t j = 0; j < l->n; j++) {
+		while (i < n && ids[i] < l->ids[j])
+			i++;
+		if (i < n && entries[i] == l->members[j])
+			where[i] |= bit;
+		else
+			shadow[ns++] = l->ids[j];
+	}
+	return ns;
+}
+
 static void view_unref(view *v)
 {
 	if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
 		return;
 	allowd_snapshot_unref(v->base);
 	allowd_snapshot_unref(v->rx);
+	for (int l = 0; l < 2; l++) {
+		dlevel_unref(v->lv[l]);
+		free(v->lv_shadow[l]);
+	}
+	free(v->singles);
+	free(v->kind);
 	for (size_t i = 0; i < v->n; i++)
 		dentry_unref(v->entries[i]);
 	free(v->entries);
@@ -116,23 +234,62 @@ static void view_unref(view *v)
 	free(v);
 }
 
-/* A new view over `base` and `rx` (references taken) with entries (references taken). */
+/*
+ * A new view over `base` and `rx` with entries and the levels lv (all
+ * references taken; a level none of whose members is current is left out).
+ * ids and kind: the entries' ids and ENT_* when the caller has them, or
+ * NULL to read them from the entries.
+ */
 static int view_make(view **out, allowd_snapshot *base, allowd_snapshot *rx, int rx_final,
-		     dentry **entries, size_t n, uint64_t seq)
+		     dentry **entries, const int64_t *ids, const uint8_t *kind, size_t n,
+		     uint64_t seq, dlevel *const lv[2])
 {
 	view *v = calloc(1, sizeof(*v));
+	unsigned char *where = NULL;
 
 	if (!v || (n && (!(v->entries = malloc(n * sizeof(*v->entries))) ||
-			 !(v->shadow = malloc(n * sizeof(*v->shadow)))))) {
+			 !(v->shadow = malloc(n * sizeof(*v->shadow))) ||
+			 !(v->kind = malloc(n * sizeof(*v->kind))) ||
+			 !(v->singles = malloc(n * sizeof(*v->singles))) ||
+			 !(where = calloc(n, 1))))) {
+		free(where);
 		view_unref(v);
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	}
+	for (size_t i = 0; i < n; i++) {
+		v->shadow[i] = ids ? ids[i] : entries[i]->id;
+		v->kind[i] = kind ? kind[i] : dentry_kind(entries[i]);
+	}
+	for (int l = 0; l < 2 && lv; l++) {
+		size_t ns, live;
+		if (!lv[l])
+			continue;
+		if (!(v->lv_shadow[l] = malloc((lv[l]->n ? lv[l]->n : 1) * sizeof(int64_t)))) {
+			free(where);
+			view_unref(v);
+			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		}
+		ns = level_walk(lv[l], entries, v->shadow, n, where, (unsigned char)(1u << l),
+				v->lv_shadow[l]);
+		live = lv[l]->n - ns;
+		if (!live) { /* nothing current in it: not worth probing */
+			free(v->lv_shadow[l]);
+			v->lv_shadow[l] = NULL;
+			continue;
+		}
+		atomic_fetch_add(&lv[l]->refs, 1);
+		v->lv[l] = lv[l];
+		v->lv_nshadow[l] = ns;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((v->kind[i] & ENT_ONE) && !where[i])
+			v->singles[v->n_singles++] = entries[i];
+	free(where);
 	atomic_init(&v->refs, 1);
 	v->seq = seq;
 	for (size_t i = 0; i < n; i++) {
 		atomic_fetch_add(&entries[i]->refs, 1);
 		v->entries[i] = entries[i];
-		v->shadow[i] = entries[i]->id;
 	}
 	v->n = n;
 	allowd_snapshot_ref(base);
@@ -217,7 +374,7 @@ static account *get_account(allowd_engine *e, const char *id)
 		e->cap_accounts = ncap;
 	}
 	if (!(a = calloc(1, sizeof(*a))) || allowd_snapshot_build(&empty, NULL, 0, &e->opts) ||
-	    view_make(&a->view, empty, empty, 1, NULL, 0, 0)) {
+	    view_make(&a->view, empty, empty, 1, NULL, NULL, NULL, 0, 0, NULL)) {
 		free(a);
 		a = NULL;
 		goto out;
@@ -359,7 +516,8 @@ static void rebuild(allowd_engine *e, account *a)
 			for (size_t i = 0; i < cur->n; i++)
 				if (cur->entries[i]->seq > from->seq)
 					keep[k++] = cur->entries[i];
-			if (view_make(&next, base, rx, 1, keep, k, cur->seq) == 0) {
+			if (view_make(&next, base, rx, 1, keep, NULL, NULL, k, cur->seq, cur->lv) ==
+			    0) {
 				a->view = next;
 				a->rebuilds++;
 				view_unref(cur);
@@ -495,8 +653,8 @@ static int load_account(allowd_engine *e, account *a, allowd_policy *const *poli
 	if ((rc = allowd_snapshot_build(&base, split, n_exact, &e->opts)) == 0 &&
 	    (rc = allowd_snapshot_build(&rx, split + n_exact, n_regex,
 					n_regex > LOAD_PREFILTER_MAX ? &e->delta_opts : &e->opts)) == 0)
-		rc = view_make(&v, base, rx, n_regex <= LOAD_PREFILTER_MAX, NULL, 0,
-			       atomic_load(&e->seq));
+		rc = view_make(&v, base, rx, n_regex <= LOAD_PREFILTER_MAX, NULL, NULL, NULL, 0,
+			       atomic_load(&e->seq), NULL);
 	allowd_snapshot_unref(base);
 	allowd_snapshot_unref(rx);
 	free(split);
@@ -521,6 +679,65 @@ static int dentry_cmp(const void *x, const void *y)
 	return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/*
+ * The levels a view over entries[0..k) should have, given the current
+ * view's cur[2] (references returned in out[2]): the same while at most
+ * SINGLES_MAX exact entries are outside them; else a new small level over
+ * the exact entries outside the large one, while that stays within
+ * LEVEL_SMALL_MAX; else one large level over every exact entry.  A level
+ * build costs in proportion to its members (the large one is bounded by the
+ * rebuild threshold), once per SINGLES_MAX or LEVEL_SMALL_MAX writes.
+ */
+static int plan_levels(allowd_engine *e, dentry **entries, const int64_t *ids,
+		       const uint8_t *kind, size_t k, dlevel *const cur[2], dlevel *out[2])
+{
+	unsigned char *where = calloc(k ? k : 1, 1);
+	int64_t *scratch = NULL;
+	dentry **pick = NULL;
+	size_t singles = 0, live0 = 0, n = 0, cap = 1;
+	int rc = 0;
+
+	out[0] = out[1] = NULL;
+	for (int l = 0; l < 2; l++)
+		if (cur[l] && cur[l]->n > cap)
+			cap = cur[l]->n;
+	if (!where || !(scratch = malloc(cap * sizeof(*scratch))) ||
+	    !(pick = malloc((k ? k : 1) * sizeof(*pick)))) {
+		rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+		goto done;
+	}
+	for (int l = 0; l < 2; l++)
+		if (cur[l])
+			level_walk(cur[l], entries, ids, k, where, (unsigned char)(1u << l), scratch);
+	for (size_t i = 0; i < k; i++) {
+		if (!(kind[i] & ENT_EXACT))
+			continue;
+		singles += !where[i];
+		live0 += (where[i] & 1) != 0;
+	}
+	if (singles <= SINGLES_MAX) {
+		for (int l = 0; l < 2; l++)
+			if ((out[l] = cur[l]))
+				atomic_fetch_add(&out[l]->refs, 1);
+	} else if (live0 + singles <= LEVEL_SMALL_MAX) {
+		for (size_t i = 0; i < k; i++)
+			if ((kind[i] & ENT_EXACT) && !(where[i] & 2))
+				pick[n++] = entries[i];
+		if ((rc = dlevel_build(&out[0], e, pick, n)) == 0 && (out[1] = cur[1]))
+			atomic_fetch_add(&out[1]->refs, 1);
+	} else {
+		for (size_t i = 0; i < k; i++)
+			if (kind[i] & ENT_EXACT)
+				pick[n++] = entries[i];
+		rc = dlevel_build(&out[1], e, pick, n);
+	}
+done:
+	free(where);
+	free(scratch);
+	free(pick);
+	return rc;
+}
+
 static size_t rebuild_threshold(const view *v)
 {
 	size_t by_base = (allowd_snapshot_size(v->base) + allowd_snapshot_size(v->rx)) /
@@ -532,6 +749,9 @@ static int apply_account(allowd_engine *e, account *a, const allowd_engine_chang
 			 size_t n)
 {
 	dentry **entries = NULL, **fresh = NULL;
+	int64_t *ids = NULL;
+	uint8_t *kind = NULL;
+	dlevel *lv[2];
 	view *cur, *next = NULL;
 	size_t k = 0, nf = 0;
 	uint64_t seq_of_write = 0;
@@ -589,23 +809,44 @@ static int apply_account(allowd_engine *e, account *a, const allowd_engine_chang
 		cur = current_view(a);
 		k = 0;
 		free(entries);
-		if (!(entries = malloc((cur->n + nf) * sizeof(*entries)))) {
+		free(ids);
+		free(kind);
+		ids = NULL;
+		kind = NULL;
+		if (!(entries = malloc((cur->n + nf) * sizeof(*entries))) ||
+		    !(ids = malloc((cur->n + nf) * sizeof(*ids))) ||
+		    !(kind = malloc(cur->n + nf))) {
 			view_unref(cur);
 			rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 			goto out;
 		}
-		/* merge two id-sorted runs; a fresh entry replaces the current one */
+		/*
+		 * Merge two id-sorted runs; a fresh entry replaces the current one.
+		 * The current entries' ids and kinds come from the view's own arrays:
+		 * a write reads only its fresh entries, not the whole delta.
+		 */
 		for (size_t i = 0, j = 0; i < cur->n || j < nf;) {
-			if (j == nf || (i < cur->n && cur->entries[i]->id < fresh[j]->id)) {
+			if (j == nf || (i < cur->n && cur->shadow[i] < fresh[j]->id)) {
+				ids[k] = cur->shadow[i];
+				kind[k] = cur->kind[i];
 				entries[k++] = cur->entries[i++];
 			} else {
-				if (i < cur->n && cur->entries[i]->id == fresh[j]->id)
+				if (i < cur->n && cur->shadow[i] == fresh[j]->id)
 					i++;
+				ids[k] = fresh[j]->id;
+				kind[k] = dentry_kind(fresh[j]);
 				entries[k++] = fresh[j++];
 			}
 		}
-		if ((rc = view_make(&next, cur->base, cur->rx, cur->rx_final, entries, k,
-				    seq_of_write))) {
+		if ((rc = plan_levels(e, entries, ids, kind, k, cur->lv, lv))) {
+			view_unref(cur);
+			goto out;
+		}
+		rc = view_make(&next, cur->base, cur->rx, cur->rx_final, entries, ids, kind, k,
+			       seq_of_write, lv);
+		dlevel_unref(lv[0]);
+		dlevel_unref(lv[1]);
+		if (rc) {
 			view_unref(cur);
 			goto out;
 		}
@@ -627,6 +868,8 @@ static int apply_account(allowd_engine *e, account *a, const allowd_engine_chang
 	}
 out:
 	free(entries);
+	free(ids);
+	free(kind);
 	for (size_t j = 0; j < nf; j++)
 		dentry_unref(fresh[j]);
 	free(fresh);
@@ -698,9 +941,13 @@ int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allow
 		sh.n = v->n;
 		engine_collect(v->base, &p, &sh, &ms);
 		engine_collect(v->rx, &p, &sh, &ms);
-		for (size_t i = 0; i < v->n; i++)
-			if (v->entries[i]->one)
-				engine_collect(v->entries[i]->one, &p, NULL, &ms);
+		for (int l = 0; l < 2; l++) {
+			eshadow ls = {v->lv_shadow[l], v->lv_nshadow[l]};
+			if (v->lv[l])
+				engine_collect(v->lv[l]->s, &p, &ls, &ms);
+		}
+		for (size_t i = 0; i < v->n_singles; i++)
+			engine_collect(v->singles[i]->one, &p, NULL, &ms);
 		view_unref(v);
 	}
 	account_unref(a);

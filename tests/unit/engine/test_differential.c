@@ -5,8 +5,11 @@
  * case variants, IDN forms, IPs inside and outside blocks, passing and
  * failing authentication) so that most messages match something.  Every
  * decision must be identical, and allowd_evaluate_batch over runs of the
- * same messages must give what allowd_evaluate gives one at a time.
- * ALLOWD_TEST_SEED=<n> replays a run.
+ * same messages must give what allowd_evaluate gives one at a time.  The
+ * server's engine (allowd_engine_*) is held to the same standard under a
+ * random stream of creates, edits and deletes.
+ * ALLOWD_TEST_SEED=<n> replays a run (the registry test's rebuilds run on
+ * their own thread, so its timing, not its writes, can differ).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -627,11 +630,153 @@ static void batch_stops_at_the_first_failing_message(void **state)
 		allowd_policy_free(pols[i]);
 }
 
+/*
+ * The server's engine (registry: base, regexes, delta levels and one-policy
+ * snapshots, background rebuilds) under a random stream of writes: after
+ * every write its decisions must equal the reference's over the account's
+ * current policies.  A base of filler policies that no message can match
+ * (their domain is in no message) raises the rebuild threshold to 390
+ * entries, so the delta passes through every shape: one-policy snapshots,
+ * the small level, the large level, members edited, deleted or folded into
+ * a rebuilt base while writes continue.
+ */
+#define FILLER 50000
+#define WRITES 700
+
+typedef struct live {
+	allowd_policy **v; /* the current interesting policies, any order */
+	size_t n;
+	int64_t next_id;
+} live;
+
+static bool registry_check(uint64_t seed, allowd_engine *e, const live *l,
+                           const allowd_engine_options *o, size_t write, stats *st)
+{
+	for (int k = 0; k < 2; k++) {
+		allowd_message m;
+		pool p = {0};
+		const char *reply[4], *rcpt[4];
+		allowd_decision want, got;
+		bool same;
+
+		random_message(&m, &p, reply, rcpt);
+		assert_int_equal(allowd_evaluate_reference(l->v, l->n, o, &m, &want), 0);
+		assert_int_equal(allowd_engine_evaluate(e, "acct", &m, &got), 0);
+		same = same_decision(&want, &got);
+		if (!same) {
+			fprintf(stderr,
+			        "REGISTRY DISAGREES (seed %llu, after write %zu, %zu live policies); "
+			        "replay with ALLOWD_TEST_SEED=%llu\n",
+			        (unsigned long long)seed, write, l->n, (unsigned long long)seed);
+			dump_case(l->v, l->n, o, &m);
+			dump_decision("reference", &want);
+			dump_decision("registry", &got);
+		}
+		st->messages++;
+		st->matches += want.n_matches;
+		allowd_decision_clear(&want);
+		allowd_decision_clear(&got);
+		pool_clear(&p);
+		if (!same)
+			return false;
+	}
+	return true;
+}
+
+static void registry_equals_reference_under_writes(void **state)
+{
+	uint64_t seed = seed_from_env();
+	allowd_policy **filler = calloc(FILLER + 64, sizeof(*filler));
+	allowd_engine_options o;
+	allowd_engine *e = NULL;
+	allowd_engine_stats es;
+	live l = {calloc(WRITES * 4 + 64, sizeof(allowd_policy *)), 0, FILLER + 1};
+	stats st = {0, 0, 0, 0, 0};
+	size_t max_delta = 0;
+	char buf[64];
+
+	(void)state;
+	rng_state = seed ^ 0x5DEECE66DULL;
+	assert_non_null(filler);
+	assert_non_null(l.v);
+	allowd_engine_options_init(&o);
+	o.subaddress_delimiter = chance(70) ? '+' : '\0';
+	for (size_t i = 0; i < FILLER; i++) {
+		snprintf(buf, sizeof(buf), "filler%zu@filler.invalid", i);
+		assert_int_equal(allowd_policy_new(&filler[i]), 0);
+		filler[i]->id = (int64_t)i + 1;
+		filler[i]->pattern_type = ALLOWD_PATTERN_EMAIL;
+		filler[i]->pattern = strdup(buf);
+		filler[i]->is_trusted_sender = true;
+		assert_int_equal(allowd_policy_validate(filler[i]), 0);
+	}
+	for (size_t i = 0; i < 40; i++) {
+		l.v[l.n] = random_policy(l.next_id++);
+		filler[FILLER + i] = l.v[l.n++];
+	}
+	assert_int_equal(allowd_engine_new(&e, &o), 0);
+	assert_int_equal(allowd_engine_load(e, "acct", filler, FILLER + 40), 0);
+	for (size_t i = 0; i < FILLER; i++)
+		allowd_policy_free(filler[i]);
+	free(filler);
+
+	for (size_t w = 0; w < WRITES; w++) {
+		allowd_engine_change ch[4];
+		allowd_policy *made[4] = {0}, *gone[4];
+		size_t n = 1 + pick(4), n_gone = 0;
+		for (size_t c = 0; c < n; c++) {
+			unsigned r = (unsigned)pick(100);
+			if (r < 40 || l.n < 10) { /* create */
+				made[c] = random_policy(l.next_id++);
+				ch[c] = (allowd_engine_change){made[c]->id, made[c]};
+				l.v[l.n++] = made[c];
+			} else if (r < 75) { /* edit: a new version, maybe of another kind */
+				size_t i = pick(l.n);
+				made[c] = random_policy(l.v[i]->id);
+				ch[c] = (allowd_engine_change){made[c]->id, made[c]};
+				gone[n_gone++] = l.v[i]; /* an earlier change may point at it */
+				l.v[i] = made[c];
+			} else { /* delete */
+				size_t i = pick(l.n);
+				ch[c] = (allowd_engine_change){l.v[i]->id, NULL};
+				gone[n_gone++] = l.v[i];
+				l.v[i] = l.v[--l.n];
+			}
+		}
+		/* a change's policy must outlive the call only: the engine copies it */
+		assert_int_equal(allowd_engine_apply(e, "acct", ch, n), 0);
+		for (size_t g = 0; g < n_gone; g++)
+			allowd_policy_free(gone[g]);
+		allowd_engine_stats_get(e, "acct", &es);
+		if (es.delta_entries > max_delta)
+			max_delta = es.delta_entries;
+		if (!registry_check(seed, e, &l, &o, w, &st))
+			fail_msg("the registry disagrees with the reference; ALLOWD_TEST_SEED=%llu",
+			         (unsigned long long)seed);
+		if (chance(2))
+			allowd_engine_quiesce(e); /* sometimes let a rebuild land first */
+	}
+	allowd_engine_stats_get(e, "acct", &es);
+	print_message("seed %llu: %zu writes, %zu messages, %zu matches, delta up to %zu entries, "
+	              "%llu rebuilds\n",
+	              (unsigned long long)seed, (size_t)WRITES, st.messages, st.matches, max_delta,
+	              (unsigned long long)es.rebuilds);
+	/* the stream must have reached the large level and at least one rebuild */
+	assert_true(max_delta > 16 + 256);
+	assert_true(es.rebuilds >= 1);
+	assert_true(st.matches > st.messages / 2);
+	allowd_engine_free(e);
+	for (size_t i = 0; i < l.n; i++)
+		allowd_policy_free(l.v[i]);
+	free(l.v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(engine_equals_reference_on_random_mail),
 	    cmocka_unit_test(batch_stops_at_the_first_failing_message),
+	    cmocka_unit_test(registry_equals_reference_under_writes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
