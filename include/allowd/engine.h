@@ -285,6 +285,8 @@ int allowd_engine_evaluate(allowd_engine *e, const char *account_id, const allow
 
 typedef struct allowd_engine_stats {
 	size_t base_policies, delta_entries;
+	size_t delta_levels;  /* level snapshots merging the delta's exact policies: 0-2 */
+	size_t delta_singles; /* delta entries evaluated as one-policy snapshots */
 	uint64_t rebuilds;
 } allowd_engine_stats;
 

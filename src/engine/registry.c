@@ -76,7 +76,17 @@ typedef struct dlevel {
 enum {
 	ENT_EXACT = 1, /* an exact policy (not deleted, not a regex): levels hold these */
 	ENT_ONE = 2,   /* has a one-policy snapshot (not deleted) */
+	ENT_LV0 = 4,   /* a member of the view's lv[0] */
+	ENT_LV1 = 8,   /* a member of the view's lv[1] */
+	ENT_LV = ENT_LV0 | ENT_LV1,
 };
+
+/* The levels of a view being made: references and shadows, handed to view_make. */
+typedef struct lvplan {
+	dlevel *lv[2];
+	int64_t *shadow[2]; /* sorted */
+	size_t nshadow[2];
+} lvplan;
 
 typedef struct view {
 	atomic_int refs;
@@ -195,12 +205,12 @@ static int dlevel_build(dlevel **out, allowd_engine *e, dentry **members, size_t
 }
 
 /*
- * Marks in where[i] (bit `bit`) the entries that are members of l, and
- * writes to shadow the ids of l's members that are not the entry for their
- * id; returns how many.  Both lists are sorted by id: one merge walk.
+ * Marks in kind[i] (bit ENT_LV0 or ENT_LV1) the entries that are members of
+ * l, and writes to shadow the ids of l's members that are not the entry for
+ * their id; returns how many.  Both lists are sorted by id: one merge walk.
  */
 static size_t level_walk(const dlevel *l, dentry *const *entries, const int64_t *ids, size_t n,
-			 unsigned char *where, unsigned char bit, int64_t *shadow)
+			 uint8_t *kind, uint8_t bit, int64_t *shadow)
 {
 	size_t i = 0, ns = 0;
 
@@ -208,7 +218,7 @@ static size_t level_walk(const dlevel *l, dentry *const *entries, const int64_t 
 		while (i < n && ids[i] < l->ids[j])
 			i++;
 		if (i < n && entries[i] == l->members[j])
-			where[i] |= bit;
+			kind[i] |= bit;
 		else
 			shadow[ns++] = l->ids[j];
 	}
@@ -235,57 +245,68 @@ static void view_unref(view *v)
 }
 
 /*
- * A new view over `base` and `rx` with entries and the levels lv (all
- * references taken; a level none of whose members is current is left out).
- * ids and kind: the entries' ids and ENT_* when the caller has them, or
- * NULL to read them from the entries.
+ * A new view over `base` and `rx` (references taken) with entries
+ * (references taken), in one of two ways:
+ *   - plan given (a write): ids and kind (ENT_* including the level bits)
+ *     come from the caller, and the view takes over the plan's levels and
+ *     shadows; nothing is read from the entries but their reference counts;
+ *   - plan NULL (a load, a rebuild): ids and kinds are read from the
+ *     entries, and their membership of the levels `walk` (NULL: none) is
+ *     found by merge walks; a level none of whose members is current is
+ *     left out.
  */
 static int view_make(view **out, allowd_snapshot *base, allowd_snapshot *rx, int rx_final,
 		     dentry **entries, const int64_t *ids, const uint8_t *kind, size_t n,
-		     uint64_t seq, dlevel *const lv[2])
+		     uint64_t seq, lvplan *plan, dlevel *const walk[2])
 {
 	view *v = calloc(1, sizeof(*v));
-	unsigned char *where = NULL;
 
 	if (!v || (n && (!(v->entries = malloc(n * sizeof(*v->entries))) ||
 			 !(v->shadow = malloc(n * sizeof(*v->shadow))) ||
 			 !(v->kind = malloc(n * sizeof(*v->kind))) ||
-			 !(v->singles = malloc(n * sizeof(*v->singles))) ||
-			 !(where = calloc(n, 1))))) {
-		free(where);
+			 !(v->singles = malloc(n * sizeof(*v->singles)))))) {
 		view_unref(v);
 		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	}
-	for (size_t i = 0; i < n; i++) {
-		v->shadow[i] = ids ? ids[i] : entries[i]->id;
-		v->kind[i] = kind ? kind[i] : dentry_kind(entries[i]);
-	}
-	for (int l = 0; l < 2 && lv; l++) {
-		size_t ns, live;
-		if (!lv[l])
-			continue;
-		if (!(v->lv_shadow[l] = malloc((lv[l]->n ? lv[l]->n : 1) * sizeof(int64_t)))) {
-			free(where);
-			view_unref(v);
-			return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	atomic_init(&v->refs, 1);
+	if (plan) {
+		memcpy(v->shadow, ids, n * sizeof(*ids));
+		memcpy(v->kind, kind, n);
+		for (int l = 0; l < 2; l++) {
+			v->lv[l] = plan->lv[l];
+			v->lv_shadow[l] = plan->shadow[l];
+			v->lv_nshadow[l] = plan->nshadow[l];
+			plan->lv[l] = NULL;
+			plan->shadow[l] = NULL;
 		}
-		ns = level_walk(lv[l], entries, v->shadow, n, where, (unsigned char)(1u << l),
-				v->lv_shadow[l]);
-		live = lv[l]->n - ns;
-		if (!live) { /* nothing current in it: not worth probing */
-			free(v->lv_shadow[l]);
-			v->lv_shadow[l] = NULL;
-			continue;
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			v->shadow[i] = entries[i]->id;
+			v->kind[i] = dentry_kind(entries[i]);
 		}
-		atomic_fetch_add(&lv[l]->refs, 1);
-		v->lv[l] = lv[l];
-		v->lv_nshadow[l] = ns;
+		for (int l = 0; l < 2 && walk; l++) {
+			size_t ns;
+			if (!walk[l])
+				continue;
+			if (!(v->lv_shadow[l] = malloc((walk[l]->n ? walk[l]->n : 1) * sizeof(int64_t)))) {
+				view_unref(v);
+				return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+			}
+			ns = level_walk(walk[l], entries, v->shadow, n, v->kind,
+					l ? ENT_LV1 : ENT_LV0, v->lv_shadow[l]);
+			if (ns == walk[l]->n) { /* nothing current in it: not worth probing */
+				free(v->lv_shadow[l]);
+				v->lv_shadow[l] = NULL;
+				continue;
+			}
+			atomic_fetch_add(&walk[l]->refs, 1);
+			v->lv[l] = walk[l];
+			v->lv_nshadow[l] = ns;
+		}
 	}
 	for (size_t i = 0; i < n; i++)
-		if ((v->kind[i] & ENT_ONE) && !where[i])
+		if ((v->kind[i] & ENT_ONE) && !(v->kind[i] & ENT_LV))
 			v->singles[v->n_singles++] = entries[i];
-	free(where);
-	atomic_init(&v->refs, 1);
 	v->seq = seq;
 	for (size_t i = 0; i < n; i++) {
 		atomic_fetch_add(&entries[i]->refs, 1);
@@ -374,7 +395,7 @@ static account *get_account(allowd_engine *e, const char *id)
 		e->cap_accounts = ncap;
 	}
 	if (!(a = calloc(1, sizeof(*a))) || allowd_snapshot_build(&empty, NULL, 0, &e->opts) ||
-	    view_make(&a->view, empty, empty, 1, NULL, NULL, NULL, 0, 0, NULL)) {
+	    view_make(&a->view, empty, empty, 1, NULL, NULL, NULL, 0, 0, NULL, NULL)) {
 		free(a);
 		a = NULL;
 		goto out;
@@ -516,8 +537,8 @@ static void rebuild(allowd_engine *e, account *a)
 			for (size_t i = 0; i < cur->n; i++)
 				if (cur->entries[i]->seq > from->seq)
 					keep[k++] = cur->entries[i];
-			if (view_make(&next, base, rx, 1, keep, NULL, NULL, k, cur->seq, cur->lv) ==
-			    0) {
+			if (view_make(&next, base, rx, 1, keep, NULL, NULL, k, cur->seq, NULL,
+				      cur->lv) == 0) {
 				a->view = next;
 				a->rebuilds++;
 				view_unref(cur);
@@ -654,7 +675,7 @@ static int load_account(allowd_engine *e, account *a, allowd_policy *const *poli
 	    (rc = allowd_snapshot_build(&rx, split + n_exact, n_regex,
 					n_regex > LOAD_PREFILTER_MAX ? &e->delta_opts : &e->opts)) == 0)
 		rc = view_make(&v, base, rx, n_regex <= LOAD_PREFILTER_MAX, NULL, NULL, NULL, 0,
-			       atomic_load(&e->seq), NULL);
+			       atomic_load(&e->seq), NULL, NULL);
 	allowd_snapshot_unref(base);
 	allowd_snapshot_unref(rx);
 	free(split);
@@ -679,64 +700,92 @@ static int dentry_cmp(const void *x, const void *y)
 	return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-/*
- * The levels a view over entries[0..k) should have, given the current
- * view's cur[2] (references returned in out[2]): the same while at most
- * SINGLES_MAX exact entries are outside them; else a new small level over
- * the exact entries outside the large one, while that stays within
- * LEVEL_SMALL_MAX; else one large level over every exact entry.  A level
- * build costs in proportion to its members (the large one is bounded by the
- * rebuild threshold), once per SINGLES_MAX or LEVEL_SMALL_MAX writes.
- */
-static int plan_levels(allowd_engine *e, dentry **entries, const int64_t *ids,
-		       const uint8_t *kind, size_t k, dlevel *const cur[2], dlevel *out[2])
+static void lvplan_clear(lvplan *p)
 {
-	unsigned char *where = calloc(k ? k : 1, 1);
-	int64_t *scratch = NULL;
+	for (int l = 0; l < 2; l++) {
+		dlevel_unref(p->lv[l]);
+		free(p->shadow[l]);
+		p->lv[l] = NULL;
+		p->shadow[l] = NULL;
+		p->nshadow[l] = 0;
+	}
+}
+
+/* Keeps level l of cur in p, its shadow grown by the members this write replaced. */
+static int plan_keep(lvplan *p, const view *cur, int l, const int64_t *repl, size_t n_repl)
+{
+	size_t a = cur->lv_nshadow[l], i = 0, j = 0, k = 0;
+	int64_t *m = malloc((a + n_repl ? a + n_repl : 1) * sizeof(*m));
+
+	if (!m)
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
+	while (i < a || j < n_repl) /* two sorted runs, no id in both */
+		m[k++] = j == n_repl || (i < a && cur->lv_shadow[l][i] < repl[j]) ? cur->lv_shadow[l][i++]
+										   : repl[j++];
+	atomic_fetch_add(&cur->lv[l]->refs, 1);
+	p->lv[l] = cur->lv[l];
+	p->shadow[l] = m;
+	p->nshadow[l] = k;
+	return 0;
+}
+
+/*
+ * The levels of the view a write makes over entries[0..k), whose kind[]
+ * carries cur's level bits for the entries it kept; repl[l] lists (sorted)
+ * the ids of cur's level-l members the write replaced.  The levels stay
+ * while at most SINGLES_MAX exact entries sit outside them; else a new
+ * small level takes the exact entries outside the large one, while that
+ * stays within LEVEL_SMALL_MAX; else one large level takes every exact
+ * entry.  kind[]'s level bits are updated to match.  A level build costs
+ * in proportion to its members (the large one is bounded by the rebuild
+ * threshold), once per SINGLES_MAX or LEVEL_SMALL_MAX writes.
+ */
+static int plan_levels(allowd_engine *e, dentry **entries, uint8_t *kind, size_t k,
+		       const view *cur, int64_t *const repl[2], const size_t n_repl[2],
+		       lvplan *out)
+{
 	dentry **pick = NULL;
-	size_t singles = 0, live0 = 0, n = 0, cap = 1;
+	size_t singles = 0, live[2] = {0, 0}, n = 0;
 	int rc = 0;
 
-	out[0] = out[1] = NULL;
-	for (int l = 0; l < 2; l++)
-		if (cur[l] && cur[l]->n > cap)
-			cap = cur[l]->n;
-	if (!where || !(scratch = malloc(cap * sizeof(*scratch))) ||
-	    !(pick = malloc((k ? k : 1) * sizeof(*pick)))) {
-		rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
-		goto done;
-	}
-	for (int l = 0; l < 2; l++)
-		if (cur[l])
-			level_walk(cur[l], entries, ids, k, where, (unsigned char)(1u << l), scratch);
+	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < k; i++) {
 		if (!(kind[i] & ENT_EXACT))
 			continue;
-		singles += !where[i];
-		live0 += (where[i] & 1) != 0;
+		singles += !(kind[i] & ENT_LV);
+		live[0] += (kind[i] & ENT_LV0) != 0;
+		live[1] += (kind[i] & ENT_LV1) != 0;
 	}
+	if (singles > SINGLES_MAX && !(pick = malloc(k * sizeof(*pick))))
+		return allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 	if (singles <= SINGLES_MAX) {
-		for (int l = 0; l < 2; l++)
-			if ((out[l] = cur[l]))
-				atomic_fetch_add(&out[l]->refs, 1);
-	} else if (live0 + singles <= LEVEL_SMALL_MAX) {
+		for (int l = 0; l < 2 && !rc; l++)
+			if (cur->lv[l] && live[l])
+				rc = plan_keep(out, cur, l, repl[l], n_repl[l]);
+	} else if (live[0] + singles <= LEVEL_SMALL_MAX) {
 		for (size_t i = 0; i < k; i++)
-			if ((kind[i] & ENT_EXACT) && !(where[i] & 2))
+			if ((kind[i] & ENT_EXACT) && !(kind[i] & ENT_LV1)) {
 				pick[n++] = entries[i];
-		if ((rc = dlevel_build(&out[0], e, pick, n)) == 0 && (out[1] = cur[1]))
-			atomic_fetch_add(&out[1]->refs, 1);
+				kind[i] |= ENT_LV0;
+			}
+		if ((rc = dlevel_build(&out->lv[0], e, pick, n)) == 0 && cur->lv[1] && live[1])
+			rc = plan_keep(out, cur, 1, repl[1], n_repl[1]);
 	} else {
-		for (size_t i = 0; i < k; i++)
-			if (kind[i] & ENT_EXACT)
+		for (size_t i = 0; i < k; i++) {
+			kind[i] &= (uint8_t)~ENT_LV;
+			if (kind[i] & ENT_EXACT) {
 				pick[n++] = entries[i];
-		rc = dlevel_build(&out[1], e, pick, n);
+				kind[i] |= ENT_LV1;
+			}
+		}
+		rc = dlevel_build(&out->lv[1], e, pick, n);
 	}
-done:
-	free(where);
-	free(scratch);
 	free(pick);
+	if (rc)
+		lvplan_clear(out);
 	return rc;
 }
+
 
 static size_t rebuild_threshold(const view *v)
 {
@@ -749,9 +798,10 @@ static int apply_account(allowd_engine *e, account *a, const allowd_engine_chang
 			 size_t n)
 {
 	dentry **entries = NULL, **fresh = NULL;
-	int64_t *ids = NULL;
+	int64_t *ids = NULL, *repl[2] = {NULL, NULL};
 	uint8_t *kind = NULL;
-	dlevel *lv[2];
+	size_t n_repl[2];
+	lvplan plan;
 	view *cur, *next = NULL;
 	size_t k = 0, nf = 0;
 	uint64_t seq_of_write = 0;
@@ -811,11 +861,15 @@ static int apply_account(allowd_engine *e, account *a, const allowd_engine_chang
 		free(entries);
 		free(ids);
 		free(kind);
-		ids = NULL;
+		free(repl[0]);
+		free(repl[1]);
+		ids = repl[0] = repl[1] = NULL;
 		kind = NULL;
+		n_repl[0] = n_repl[1] = 0;
 		if (!(entries = malloc((cur->n + nf) * sizeof(*entries))) ||
 		    !(ids = malloc((cur->n + nf) * sizeof(*ids))) ||
-		    !(kind = malloc(cur->n + nf))) {
+		    !(kind = malloc(cur->n + nf)) || !(repl[0] = malloc(nf * sizeof(int64_t))) ||
+		    !(repl[1] = malloc(nf * sizeof(int64_t)))) {
 			view_unref(cur);
 			rc = allowd_error_set(ALLOWD_ERR, NULL, "out of memory");
 			goto out;
@@ -831,21 +885,26 @@ static int apply_account(allowd_engine *e, account *a, const allowd_engine_chang
 				kind[k] = cur->kind[i];
 				entries[k++] = cur->entries[i++];
 			} else {
-				if (i < cur->n && cur->shadow[i] == fresh[j]->id)
+				if (i < cur->n && cur->shadow[i] == fresh[j]->id) {
+					/* a level member replaced: shadowed in its level from now on */
+					if (cur->kind[i] & ENT_LV0)
+						repl[0][n_repl[0]++] = cur->shadow[i];
+					if (cur->kind[i] & ENT_LV1)
+						repl[1][n_repl[1]++] = cur->shadow[i];
 					i++;
+				}
 				ids[k] = fresh[j]->id;
 				kind[k] = dentry_kind(fresh[j]);
 				entries[k++] = fresh[j++];
 			}
 		}
-		if ((rc = plan_levels(e, entries, ids, kind, k, cur->lv, lv))) {
+		if ((rc = plan_levels(e, entries, kind, k, cur, repl, n_repl, &plan))) {
 			view_unref(cur);
 			goto out;
 		}
 		rc = view_make(&next, cur->base, cur->rx, cur->rx_final, entries, ids, kind, k,
-			       seq_of_write, lv);
-		dlevel_unref(lv[0]);
-		dlevel_unref(lv[1]);
+			       seq_of_write, &plan, NULL);
+		lvplan_clear(&plan); /* what view_make did not take (on failure) */
 		if (rc) {
 			view_unref(cur);
 			goto out;
@@ -870,6 +929,8 @@ out:
 	free(entries);
 	free(ids);
 	free(kind);
+	free(repl[0]);
+	free(repl[1]);
 	for (size_t j = 0; j < nf; j++)
 		dentry_unref(fresh[j]);
 	free(fresh);
@@ -965,6 +1026,8 @@ void allowd_engine_stats_get(allowd_engine *e, const char *account_id, allowd_en
 		view *v = current_view(a);
 		out->base_policies = allowd_snapshot_size(v->base) + allowd_snapshot_size(v->rx);
 		out->delta_entries = v->n;
+		out->delta_levels = (v->lv[0] != NULL) + (v->lv[1] != NULL);
+		out->delta_singles = v->n_singles;
 		view_unref(v);
 		pthread_mutex_lock(&a->lock); /* the rebuild thread counts under it */
 		out->rebuilds = a->rebuilds;
