@@ -361,9 +361,9 @@ static void address_slow(eaddr *a, const char *raw, char delim, int sender)
  * domain is ASCII (every address of ordinary mail): the whole text is
  * copied lower-cased eight bytes at a time, and hashed as it goes -- the
  * local part is lower-cased by the same rule as the domain's ASCII case
- * folding -- and the domain's one trailing dot dropped.  That gives the same result as address_slow:
- * for a text of at most sizeof(norm) - 1 bytes the length checks there
- * cannot fail.
+ * folding -- and the domain's one trailing dot dropped.  That gives the
+ * same result as address_slow: for a text of at most sizeof(norm) - 1 bytes
+ * the length checks there cannot fail.
  */
 void engine_address(eaddr *a, const char *raw, char delim, int sender)
 {
@@ -435,7 +435,8 @@ static void norm_check(allowd_auth_check *out, const allowd_auth_check *in)
 		out->domain[0] = '\0'; /* not a domain: it verifies nothing */
 }
 
-int engine_prepare(eprepared *p, const allowd_message *m, char delim, const allowd_snapshot *warm)
+int engine_prepare(eprepared *p, const allowd_message *m, char delim,
+		   const allowd_snapshot *warm)
 {
 	size_t n = 2 + m->n_reply_to, k = 0;
 
