@@ -18,8 +18,9 @@
  *     into a one-policy snapshot -- so a new view costs pointer copies, not
  *     recompilation; every delta id shadows the base;
  *   - the delta's exact policies are also merged into at most two level
- *     snapshots (a small one rebuilt every SINGLES_MAX exact writes, a large
- *     one every LEVEL_SMALL_MAX), so that an evaluation probes the base, the
+ *     snapshots (a small one rebuilt once more than SINGLES_MAX exact
+ *     entries sit outside the levels, a large one once the small one would
+ *     pass LEVEL_SMALL_MAX members), so that an evaluation probes the base, the
  *     regexes, two levels and at most SINGLES_MAX one-policy snapshots of
  *     exact policies however large the delta is (before the levels, a delta
  *     of 7,000 entries made every evaluation probe 7,000 snapshots: 1,150
@@ -27,6 +28,9 @@
  *     built from; in a view, a level member that is not the view's entry
  *     for its id (edited, deleted, or folded into the base since) is
  *     shadowed in that level;
+ *   - a view keeps each entry's id and kind (ENT_*: exact, compiled, member
+ *     of which level) in arrays next to the entries, so a write merges
+ *     arrays and reads no entry but its own;
  *   - entries carry the sequence number of the write that made them; a
  *     rebuild that started from a view at sequence S keeps, in the view it
  *     publishes, exactly the entries newer than S.
