@@ -41,13 +41,6 @@
 /* The default --max-body. */
 #define MAX_BODY (1024 * 1024)
 
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- raw HTTP ------------------------------------------------------------ */
 
 static int raw_socket(void)
@@ -108,9 +101,9 @@ static raw_result raw_read_to_close(int fd, long timeout_ms)
 {
 	raw_result r = {.data = e2e_calloc(1, 1), .end = RAW_TIMEOUT};
 	size_t cap = 1;
-	long start = now_ms();
+	long start = e2e_now_ms();
 	for (;;) {
-		long left = timeout_ms - (now_ms() - start);
+		long left = timeout_ms - (e2e_now_ms() - start);
 		if (left <= 0)
 			break;
 		struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -138,7 +131,7 @@ static raw_result raw_read_to_close(int fd, long timeout_ms)
 		r.len += (size_t)n;
 		r.data[r.len] = '\0';
 	}
-	r.waited_ms = now_ms() - start;
+	r.waited_ms = e2e_now_ms() - start;
 	return r;
 }
 
@@ -310,6 +303,51 @@ static void assert_closed_quietly_at(const raw_result *rr, const char *file, int
 }
 #define CLOSED_QUIETLY(rr) assert_closed_quietly_at((rr), __FILE__, __LINE__)
 
+/*
+ * A client that stopped sending holds its connection: checks that another
+ * client is served meanwhile, then waits (up to five timeouts) for the
+ * server to close fd's connection.  Closes fd.
+ */
+static raw_result wait_after_stall(e2e_server *srv, int fd)
+{
+	STILL_SERVING(srv);
+	raw_result rr = raw_read_to_close(fd, TIMEOUT_S * 1000 * 5 + SLACK_MS);
+	close(fd);
+	return rr;
+}
+
+/*
+ * Sends `byte` every TRICKLE_MS, so the connection is never idle, until the
+ * server answers or closes or the timeout plus SLACK_MS has passed (then
+ * the result ends in RAW_TIMEOUT); checks once on the way that another
+ * client is still served.  Closes fd; *took is how long it lasted.
+ */
+static raw_result trickle_until_closed(e2e_server *srv, int fd, char byte, long *took)
+{
+	long start = e2e_now_ms(), bound = TIMEOUT_S * 1000 + SLACK_MS;
+	raw_result rr = {.end = RAW_TIMEOUT};
+
+	for (int i = 0; e2e_now_ms() - start <= bound; i++) {
+		/* the pacing and the watch for the close are one poll() */
+		rr = raw_read_to_close(fd, TRICKLE_MS);
+		if (rr.end != RAW_TIMEOUT || rr.len)
+			break;
+		if (!raw_send(fd, &byte, 1)) {
+			rr = raw_read_to_close(fd, 1000);
+			if (rr.end == RAW_TIMEOUT)
+				rr.end = RAW_RESET;
+			break;
+		}
+		if (i == 2)
+			STILL_SERVING(srv);
+	}
+	*took = e2e_now_ms() - start;
+	if (rr.len && rr.end == RAW_TIMEOUT) /* an answer: read the rest */
+		rr = raw_read_to_close(fd, 5000);
+	close(fd);
+	return rr;
+}
+
 /* ---- slow clients --------------------------------------------------------- */
 
 static const char *slow_header_prefix(e2e_server *s)
@@ -327,10 +365,7 @@ E2E_TEST(slowloris_headers_sent_a_byte_at_a_time_then_stalled_are_closed_within_
 	for (size_t i = 0; prefix[i]; i++)
 		E2E_CHECK(raw_send(fd, prefix + i, 1),
 		          "the server closed the connection at byte %zu", i);
-	/* the slow client holds its connection; another one is served */
-	STILL_SERVING(s);
-	raw_result rr = raw_read_to_close(fd, TIMEOUT_S * 1000 * 5 + SLACK_MS);
-	close(fd);
+	raw_result rr = wait_after_stall(s, fd);
 	print_message("stalled headers: %s after %ld ms (--connection-timeout %d), %zu bytes\n",
 	              raw_end_name[rr.end], rr.waited_ms, TIMEOUT_S, rr.len);
 	E2E_CHECK(rr.end != RAW_TIMEOUT, "stalled headers still open after %ld ms", rr.waited_ms);
@@ -352,26 +387,8 @@ E2E_TEST(slowloris_headers_trickled_forever_are_closed_within_the_timeout)
 	int fd = raw_connect(s);
 	const char *prefix = slow_header_prefix(s);
 	E2E_CHECK(raw_send(fd, prefix, strlen(prefix)), "the server closed the connection");
-	long start = now_ms(), bound = TIMEOUT_S * 1000 + SLACK_MS;
-	raw_result rr = {.end = RAW_TIMEOUT};
-	for (int i = 0; now_ms() - start <= bound; i++) {
-		/* the pacing and the watch for the close are one poll() */
-		rr = raw_read_to_close(fd, TRICKLE_MS);
-		if (rr.end != RAW_TIMEOUT || rr.len)
-			break;
-		if (!raw_send(fd, "a", 1)) {
-			rr = raw_read_to_close(fd, 1000);
-			if (rr.end == RAW_TIMEOUT)
-				rr.end = RAW_RESET;
-			break;
-		}
-		if (i == 2)
-			STILL_SERVING(s);
-	}
-	long took = now_ms() - start;
-	if (rr.len && rr.end == RAW_TIMEOUT) /* an answer: read the rest */
-		rr = raw_read_to_close(fd, 5000);
-	close(fd);
+	long took;
+	raw_result rr = trickle_until_closed(s, fd, 'a', &took);
 	print_message("trickled headers (a byte every %d ms): %s after %ld ms\n", TRICKLE_MS,
 	              raw_end_name[rr.end], took);
 	E2E_CHECK(rr.end != RAW_TIMEOUT,
@@ -397,9 +414,7 @@ E2E_TEST(slow_body_stalled_after_10_bytes_is_closed_within_the_timeout)
 	const char *head = slow_body_headers(s);
 	E2E_CHECK(raw_send(fd, head, strlen(head)) && raw_send(fd, "{\"pattern\"", 10),
 	          "the server closed the connection");
-	STILL_SERVING(s);
-	raw_result rr = raw_read_to_close(fd, TIMEOUT_S * 1000 * 5 + SLACK_MS);
-	close(fd);
+	raw_result rr = wait_after_stall(s, fd);
 	print_message("stalled body: %s after %ld ms, %zu bytes\n", raw_end_name[rr.end],
 	              rr.waited_ms, rr.len);
 	E2E_CHECK(rr.end != RAW_TIMEOUT, "a stalled body still open after %ld ms", rr.waited_ms);
@@ -416,25 +431,8 @@ E2E_TEST(slow_body_trickled_forever_is_closed_within_the_timeout)
 	int fd = raw_connect(s);
 	const char *head = slow_body_headers(s);
 	E2E_CHECK(raw_send(fd, head, strlen(head)), "the server closed the connection");
-	long start = now_ms(), bound = TIMEOUT_S * 1000 + SLACK_MS;
-	raw_result rr = {.end = RAW_TIMEOUT};
-	for (int i = 0; now_ms() - start <= bound; i++) {
-		rr = raw_read_to_close(fd, TRICKLE_MS);
-		if (rr.end != RAW_TIMEOUT || rr.len)
-			break;
-		if (!raw_send(fd, " ", 1)) {
-			rr = raw_read_to_close(fd, 1000);
-			if (rr.end == RAW_TIMEOUT)
-				rr.end = RAW_RESET;
-			break;
-		}
-		if (i == 2)
-			STILL_SERVING(s);
-	}
-	long took = now_ms() - start;
-	if (rr.len && rr.end == RAW_TIMEOUT)
-		rr = raw_read_to_close(fd, 5000);
-	close(fd);
+	long took;
+	raw_result rr = trickle_until_closed(s, fd, ' ', &took);
 	print_message("trickled body (a byte every %d ms of 1000): %s after %ld ms\n", TRICKLE_MS,
 	              raw_end_name[rr.end], took);
 	E2E_CHECK(rr.end != RAW_TIMEOUT,
@@ -450,27 +448,6 @@ E2E_TEST(slow_body_trickled_forever_is_closed_within_the_timeout)
 #define IDLE_BELOW_LIMIT 500
 #define IDLE_TOTAL       1500
 #define MAX_CONNECTIONS  1000
-
-struct get_job {
-	e2e_server *s;
-	long status;
-	long took_ms;
-	int done;
-};
-
-static void *get_in_background(void *arg)
-{
-	struct get_job *j = arg;
-	e2e_client *c = e2e_client_new();
-	e2e_request rq = {.path = e2e_strf("%s?per_page=1", j->s->policies), .client = c};
-	long t0 = now_ms();
-	e2e_response *r = e2e_do(j->s, &rq);
-	j->took_ms = now_ms() - t0;
-	j->status = r->status;
-	e2e_client_free(c);
-	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
 
 /*
  * More idle connections than --max-connections: the server holds at most
@@ -515,15 +492,15 @@ E2E_TEST(thousands_of_idle_connections_are_bounded_and_timed_out)
 	}
 
 	/* a client arriving now, in the flood */
-	struct get_job job = {.s = s};
-	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, get_in_background, &job), 0);
+	e2e_background job;
+	e2e_background_start(&job, s,
+	                     &(e2e_request){.path = e2e_strf("%s?per_page=1", s->policies)});
 
 	/* every idle connection is closed by the server; watch its descriptors meanwhile */
 	int open_left = IDLE_TOTAL, max_sockets = count_sockets(s->pid);
-	long start = now_ms(),
+	long start = e2e_now_ms(),
 	     bound = (IDLE_TOTAL / MAX_CONNECTIONS + 2) * TIMEOUT_S * 1000 * 3 + SLACK_MS;
-	while (open_left > 0 && now_ms() - start < bound) {
+	while (open_left > 0 && e2e_now_ms() - start < bound) {
 		int k = poll(idle, IDLE_TOTAL, 100);
 		int n = count_sockets(s->pid);
 		if (n > max_sockets)
@@ -540,26 +517,26 @@ E2E_TEST(thousands_of_idle_connections_are_bounded_and_timed_out)
 			open_left--;
 		}
 	}
-	long took = now_ms() - start;
+	long took = e2e_now_ms() - start;
 	for (int i = 0; i < IDLE_TOTAL; i++)
 		if (idle[i].fd >= 0)
 			close(idle[i].fd);
-	pthread_join(t, NULL);
+	e2e_background_join(&job);
 	print_message("%d idle connections (--max-connections %d, timeout %d s): all closed by the "
 	              "server in %ld ms; server sockets %d at rest, at most %d during; a GET "
 	              "sent in the flood answered %ld in %ld ms\n",
 	              IDLE_TOTAL, MAX_CONNECTIONS, TIMEOUT_S, took, baseline, max_sockets,
-	              job.status, job.took_ms);
+	              job.r->status, job.took_ms);
 	E2E_CHECK(open_left == 0, "%d of %d idle connections still open after %ld ms", open_left,
 	          IDLE_TOTAL, took);
 	E2E_CHECK(max_sockets <= baseline + MAX_CONNECTIONS,
 	          "the server held %d sockets (%d at rest, --max-connections %d)", max_sockets,
 	          baseline, MAX_CONNECTIONS);
-	E2E_CHECK(job.status == 200, "a GET sent during the flood: HTTP %ld", job.status);
+	E2E_CHECK(job.r->status == 200, "a GET sent during the flood: HTTP %ld", job.r->status);
 	STILL_SERVING(s);
 	/* nothing leaked: back to the resting count once our last client is gone */
 	int now = count_sockets(s->pid);
-	for (long t0 = now_ms(); now > baseline && now_ms() - t0 < 10000;
+	for (long t0 = e2e_now_ms(); now > baseline && e2e_now_ms() - t0 < 10000;
 	     now = count_sockets(s->pid)) {
 		struct pollfd none = {.fd = -1};
 		poll(&none, 1, 50);
@@ -687,8 +664,8 @@ static e2e_response *raw_read_one(int fd, long timeout_ms)
 {
 	char *buf = e2e_calloc(1 << 16, 1);
 	size_t len = 0;
-	long start = now_ms();
-	while (len < (1 << 16) - 1 && now_ms() - start < timeout_ms) {
+	long start = e2e_now_ms();
+	while (len < (1 << 16) - 1 && e2e_now_ms() - start < timeout_ms) {
 		const char *end = memmem(buf, len, "\r\n\r\n", 4);
 		if (end) {
 			const char *cl = strcasestr(buf, "\r\nContent-Length:");
@@ -756,9 +733,9 @@ E2E_TEST(slowloris_on_a_kept_alive_connection_is_closed_within_the_timeout)
 	E2E_OK(raw_read_one(fd, 10000), 200);
 	const char *prefix = slow_header_prefix(s);
 	E2E_CHECK(raw_send(fd, prefix, strlen(prefix)), "the server closed the connection");
-	long start = now_ms(), bound = 2 * TIMEOUT_S * 1000 + SLACK_MS;
+	long start = e2e_now_ms(), bound = 2 * TIMEOUT_S * 1000 + SLACK_MS;
 	raw_result rr = {.end = RAW_TIMEOUT};
-	while (now_ms() - start <= bound) {
+	while (e2e_now_ms() - start <= bound) {
 		rr = raw_read_to_close(fd, TRICKLE_MS);
 		if (rr.end != RAW_TIMEOUT || rr.len)
 			break;
@@ -769,7 +746,7 @@ E2E_TEST(slowloris_on_a_kept_alive_connection_is_closed_within_the_timeout)
 			break;
 		}
 	}
-	long took = now_ms() - start;
+	long took = e2e_now_ms() - start;
 	if (rr.len && rr.end == RAW_TIMEOUT)
 		rr = raw_read_to_close(fd, 5000);
 	close(fd);
@@ -802,14 +779,14 @@ E2E_TEST(endless_chunked_body_is_dropped_after_the_drain_bound)
 	E2E_CHECK(raw_send(fd, req, len), "the server closed the connection");
 	char *chunk = e2e_strf("10000\r\n%s\r\n", e2e_repeat("a", 0x10000));
 	size_t chunk_len = strlen(chunk), sent = 0;
-	long start = now_ms();
+	long start = e2e_now_ms();
 	while (sent < limit && raw_send(fd, chunk, chunk_len))
 		sent += chunk_len;
 	raw_result rr = raw_read_to_close(fd, 30000);
 	close(fd);
 	print_message("endless chunks: sending failed after %zu bytes (%ld ms); then %s, %zu bytes "
 	              "of answer\n",
-	              sent, now_ms() - start, raw_end_name[rr.end], rr.len);
+	              sent, e2e_now_ms() - start, raw_end_name[rr.end], rr.len);
 	E2E_CHECK(sent < limit, "the server read %zu bytes of a chunked body and still reads",
 	          sent);
 	E2E_CHECK(sent >= MAX_BODY, "dropped after %zu bytes, before --max-body", sent);
@@ -891,7 +868,7 @@ E2E_TEST(malformed_framing_gets_an_enveloped_error_or_a_close)
 		const char *what;
 		e2e_response *r;
 		long mhd;
-		long t0 = now_ms();
+		long t0 = e2e_now_ms();
 		if (i < n_cases) {
 			const char *h =
 			    e2e_strf("Content-Type: application/json\r\n%s", cases[i].headers);
@@ -907,7 +884,7 @@ E2E_TEST(malformed_framing_gets_an_enveloped_error_or_a_close)
 			r = RAW_EXCHANGE(s, lines[i - n_cases].bytes,
 			                 strlen(lines[i - n_cases].bytes));
 		}
-		long took = now_ms() - t0;
+		long took = e2e_now_ms() - t0;
 		print_message("%s: %s (%ld ms)%s\n", what, one_line(r), took,
 		              mhd && !is_error_envelope(r) ? " [libmicrohttpd's own answer]" : "");
 		if (mhd && r->status != mhd)
@@ -1072,7 +1049,7 @@ E2E_TEST(json_nested_10000_deep_is_400)
 	const char *values[] = {arrays, objects, unclosed};
 	for (size_t i = 0; i < 3; i++) {
 		size_t len;
-		long t0 = now_ms();
+		long t0 = e2e_now_ms();
 		REJECT(s, "POST", s->policies, values[i], 0, NULL);
 		char *b = seed_comments(values[i], strlen(values[i]), &len);
 		REJECT(s, "POST", s->policies, b, len, NULL);
@@ -1085,7 +1062,7 @@ E2E_TEST(json_nested_10000_deep_is_400)
 		              i == 0   ? "arrays"
 		              : i == 1 ? "objects"
 		                       : "unclosed",
-		              now_ms() - t0);
+		              e2e_now_ms() - t0);
 	}
 	assert_int_equal(E2E_TOTAL(s), 0);
 	STILL_SERVING(s);
@@ -1441,7 +1418,7 @@ E2E_TEST(catastrophic_regexes_are_400_too_costly)
 	                                     "(x+x+)+y"};
 	json_int_t id = E2E_INT(E2E_CREATE(s, e2e_dumps(regex_obj("ok.*@example\\.com"))), "id");
 	for (size_t i = 0; i < sizeof(costly) / sizeof(costly[0]); i++) {
-		long t0 = now_ms();
+		long t0 = e2e_now_ms();
 		const char *body = e2e_dumps(regex_obj(costly[i]));
 		json_t *err = REJECT(s, "POST", s->policies, body, 0, "/pattern");
 		E2E_CHECK(e2e_contains_ci(E2E_STR(err, "message"), "too costly"),
@@ -1452,7 +1429,7 @@ E2E_TEST(catastrophic_regexes_are_400_too_costly)
 		json_t *patch = e2e_keep(json_pack("{s:s}", "pattern", costly[i]));
 		REJECT(s, "PATCH", e2e_strf("%s/%lld", s->policies, (long long)id),
 		       e2e_dumps(patch), 0, "/pattern");
-		print_message("%s: rejected three times in %ld ms\n", costly[i], now_ms() - t0);
+		print_message("%s: rejected three times in %ld ms\n", costly[i], e2e_now_ms() - t0);
 	}
 	assert_int_equal(E2E_TOTAL(s), 1);
 	STILL_SERVING(s);
@@ -1468,11 +1445,11 @@ static void create_pathological_regexes(e2e_server *s, int n)
 	json_t *posts = e2e_keep(json_array());
 	for (int i = 0; i < n; i++)
 		json_array_append(posts, regex_obj(e2e_strf("(?:a|ab|b)*c(?#%d)", i)));
-	long t0 = now_ms();
+	long t0 = e2e_now_ms();
 	json_t *made = E2E_ARR(E2E_BATCH(s, e2e_batch_posts_body(posts)), "posts");
 	assert_int_equal(json_array_size(made), (size_t)n);
 	print_message("%d pathological regexes accepted in one batch in %ld ms\n", n,
-	              now_ms() - t0);
+	              e2e_now_ms() - t0);
 }
 
 /* The costliest subject the engine still matches (319 bytes): no regex matches it. */
@@ -1496,9 +1473,9 @@ static void *eval_loop(void *arg)
 	e2e_client *c = e2e_client_new();
 	for (int i = 0; i < j->rounds; i++) {
 		e2e_request rq = {.method = "POST", .path = j->path, .body = j->body, .client = c};
-		long t0 = now_ms();
+		long t0 = e2e_now_ms();
 		e2e_response *r = e2e_do(j->s, &rq);
-		long took = now_ms() - t0;
+		long took = e2e_now_ms() - t0;
 		if (took > j->worst_ms)
 			j->worst_ms = took;
 		if (r->status != 200 && !j->error[0])
@@ -1533,15 +1510,15 @@ E2E_TEST(pathological_regexes_evaluated_on_long_subjects_do_not_stall_other_requ
 	const char *path = eval_path(s);
 	const char *long_body = e2e_strf(
 	    "{\"recipients\":[\"x@y.example\"],\"envelope_from\":\"%s\"}", e2e_repeat("ab", 500));
-	long t0 = now_ms();
+	long t0 = e2e_now_ms();
 	E2E_OK(RAW_JSON(s, "POST", path, long_body, 0), 200);
-	print_message("1000-character envelope_from against 1000 regexes: %ld ms\n", now_ms() - t0);
+	print_message("1000-character envelope_from against 1000 regexes: %ld ms\n", e2e_now_ms() - t0);
 
 	const char *body = e2e_strf("{\"recipients\":[\"x@y.example\"],\"envelope_from\":\"%s\"}",
 	                            worst_subject());
-	t0 = now_ms();
+	t0 = e2e_now_ms();
 	E2E_OK(RAW_JSON(s, "POST", path, body, 0), 200);
-	print_message("319-character envelope_from against 1000 regexes: %ld ms\n", now_ms() - t0);
+	print_message("319-character envelope_from against 1000 regexes: %ld ms\n", e2e_now_ms() - t0);
 
 	struct eval_job jobs[EVALUATORS];
 	pthread_t t[EVALUATORS];
@@ -1553,12 +1530,12 @@ E2E_TEST(pathological_regexes_evaluated_on_long_subjects_do_not_stall_other_requ
 	long worst = 0;
 	bool busy = true;
 	while (busy && served < 100000) {
-		long g0 = now_ms();
+		long g0 = e2e_now_ms();
 		e2e_client *c = e2e_client_new();
 		e2e_request rq = {.path = e2e_strf("%s?per_page=5", s->policies), .client = c};
 		e2e_response *r = e2e_do(s, &rq);
 		e2e_client_free(c);
-		long took = now_ms() - g0;
+		long took = e2e_now_ms() - g0;
 		if (took > worst)
 			worst = took;
 		if (r->status != 200 || took > STALL_BOUND_MS) {
@@ -1625,30 +1602,6 @@ E2E_TEST(evaluation_work_per_request_is_bounded)
 	STILL_SERVING(s);
 }
 
-struct batch_job {
-	e2e_server *s;
-	const char *body;
-	long status;
-	long took_ms;
-	int done;
-};
-
-static void *batch_in_background(void *arg)
-{
-	struct batch_job *j = arg;
-	e2e_client *c = e2e_client_new();
-	e2e_request rq = {.method = "POST",
-	                  .path = e2e_strf("%s/batch", j->s->policies),
-	                  .body = j->body,
-	                  .client = c};
-	long t0 = now_ms();
-	j->status = e2e_do(j->s, &rq)->status;
-	j->took_ms = now_ms() - t0;
-	e2e_client_free(c);
-	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
 /*
  * Validating a regex costs time (the create-time probe runs ~100 matches);
  * a batch of accepted-but-quadratic regexes must not hold up other
@@ -1661,9 +1614,11 @@ E2E_TEST(validating_a_batch_of_costly_regexes_does_not_block_other_writes)
 	json_t *posts = e2e_keep(json_array());
 	for (int i = 0; i < 100; i++)
 		json_array_append(posts, regex_obj(e2e_strf(".*.*=.*(?#%d)", i)));
-	struct batch_job job = {.s = s, .body = e2e_batch_posts_body(posts)};
-	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, batch_in_background, &job), 0);
+	e2e_background job;
+	e2e_background_start(&job, s,
+	                     &(e2e_request){.method = "POST",
+	                                    .path = e2e_strf("%s/batch", s->policies),
+	                                    .body = e2e_batch_posts_body(posts)});
 	int created = 0;
 	long worst = 0;
 	do {
@@ -1673,26 +1628,26 @@ E2E_TEST(validating_a_batch_of_costly_regexes_does_not_block_other_writes)
 		                  .path = s->policies,
 		                  .body = e2e_email_body(e2e_strf("w%d@example.com", created)),
 		                  .client = c};
-		long t0 = now_ms();
+		long t0 = e2e_now_ms();
 		e2e_response *r = e2e_do(s, &rq);
-		long took = now_ms() - t0;
+		long took = e2e_now_ms() - t0;
 		e2e_client_free(c);
 		if (took > worst)
 			worst = took;
 		if (r->status != 201 || took > 1500) {
-			pthread_join(t, NULL);
+			e2e_background_join(&job);
 			E2E_FAIL(
 			    "a create while a batch of 100 quadratic regexes is validated: HTTP "
 			    "%ld after %ld ms (the batch took %ld ms)",
 			    r->status, took, job.took_ms);
 		}
 		created++;
-	} while (!__atomic_load_n(&job.done, __ATOMIC_ACQUIRE) && created < 100000);
-	pthread_join(t, NULL);
+	} while (!e2e_background_done(&job) && created < 100000);
+	e2e_background_join(&job);
 	print_message("batch of 100 quadratic regexes: HTTP %ld in %ld ms; %d creates meanwhile, "
 	              "slowest %ld ms\n",
-	              job.status, job.took_ms, created, worst);
-	assert_int_equal(job.status, 200);
+	              job.r->status, job.took_ms, created, worst);
+	assert_int_equal(job.r->status, 200);
 	STILL_SERVING(s);
 }
 

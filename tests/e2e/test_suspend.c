@@ -13,36 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *const one_thread[] = {"--threads", "1", "--rate-limit", "0", NULL};
-
-struct held_write {
-	e2e_server *s;
-	const char *path, *body;
-	long status;
-	long took_ms;
-	int finished; /* atomic */
-};
-
-static void *send_held_write(void *arg)
-{
-	struct held_write *h = arg;
-	e2e_client *c = e2e_client_new();
-	e2e_request rq = {.method = "POST", .path = h->path, .body = h->body, .client = c};
-	long t0 = now_ms();
-
-	h->status = e2e_do(h->s, &rq)->status;
-	h->took_ms = now_ms() - t0;
-	e2e_client_free(c);
-	__atomic_store_n(&h->finished, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
 
 /*
  * A batch that holds the store's writer for seconds while the HTTP thread
@@ -77,23 +48,23 @@ static char *writer_holding_batch(json_int_t id, int n)
  */
 static long held_round(e2e_server *srv, json_int_t id, int n, int *during, long *worst)
 {
-	struct held_write h = {.s = srv,
-	                       .path = e2e_strf("%s/batch", srv->policies),
-	                       .body = writer_holding_batch(id, n)};
+	e2e_background h;
 	e2e_client *c = e2e_client_new();
 	e2e_request get = {.path = e2e_strf("%s/%lld", srv->policies, (long long)id), .client = c};
 	int gets = 0;
-	pthread_t t;
 
 	*during = 0;
 	*worst = 0;
 	E2E_CHECK(e2e_do(srv, &get)->status == 200, "the first GET failed");
-	assert_int_equal(pthread_create(&t, NULL, send_held_write, &h), 0);
-	while (!__atomic_load_n(&h.finished, __ATOMIC_ACQUIRE)) {
-		long t0 = now_ms();
+	e2e_background_start(&h, srv,
+	                     &(e2e_request){.method = "POST",
+	                                    .path = e2e_strf("%s/batch", srv->policies),
+	                                    .body = writer_holding_batch(id, n)});
+	while (!e2e_background_done(&h)) {
+		long t0 = e2e_now_ms();
 		long status = e2e_do(srv, &get)->status;
-		long took = now_ms() - t0;
-		int unanswered = !__atomic_load_n(&h.finished, __ATOMIC_ACQUIRE);
+		long took = e2e_now_ms() - t0;
+		int unanswered = !e2e_background_done(&h);
 		E2E_CHECK(status == 200, "GET during the batch: HTTP %ld", status);
 		gets++;
 		if (unanswered) {
@@ -102,12 +73,12 @@ static long held_round(e2e_server *srv, json_int_t id, int n, int *during, long 
 				*worst = took;
 		}
 	}
-	pthread_join(t, NULL);
+	e2e_background_join(&h);
 	e2e_client_free(c);
 	print_message("batch of %d regexes held the writer: HTTP %ld in %ld ms; %d GETs on the "
 	              "same server thread, %d answered before the batch, the slowest in %ld ms\n",
-	              n, h.status, h.took_ms, gets, *during, *worst);
-	assert_int_equal(h.status, 200);
+	              n, h.r->status, h.took_ms, gets, *during, *worst);
+	assert_int_equal(h.r->status, 200);
 	assert_string_equal(E2E_STR(E2E_FETCH(srv, id), "pattern"), e2e_strf(".*.*=.*(?#%d)", n));
 	return h.took_ms;
 }

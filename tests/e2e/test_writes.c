@@ -14,13 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static json_t *regex_policy(const char *pattern)
 {
 	return e2e_policy_obj(pattern, "EMAIL", true, true, false, false, false, NULL);
@@ -76,10 +69,10 @@ static void *send_slow_request(void *arg)
 		pthread_mutex_lock(&q->lock);
 		while (q->creators_ready < CREATORS)
 			pthread_cond_wait(&q->cond, &q->lock);
-		q->sent_ms = sent = now_ms();
+		q->sent_ms = sent = e2e_now_ms();
 		pthread_mutex_unlock(&q->lock);
 		status = e2e_do(q->s, &rq)->status;
-		q->took_ms = now_ms() - sent;
+		q->took_ms = e2e_now_ms() - sent;
 	}
 	q->status = status;
 	e2e_client_free(c);
@@ -105,12 +98,12 @@ static void *create_until_answered(void *arg)
 		    .path = k->s->policies,
 		    .body = e2e_email_body(e2e_strf("other%d-%d@example.com", k->id, k->total)),
 		    .client = c};
-		long sent, t0 = now_ms();
+		long sent, t0 = e2e_now_ms();
 		pthread_mutex_lock(&k->q->lock);
 		sent = k->q->sent_ms;
 		pthread_mutex_unlock(&k->q->lock);
 		long status = e2e_do(k->s, &rq)->status;
-		long t1 = now_ms();
+		long t1 = e2e_now_ms();
 		int unanswered = !__atomic_load_n(&k->q->finished, __ATOMIC_ACQUIRE);
 		e2e_client_free(c);
 		if (status != 201) {

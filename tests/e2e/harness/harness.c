@@ -932,6 +932,45 @@ e2e_response *e2e_do(e2e_server *s, const e2e_request *rq)
 	return r;
 }
 
+long e2e_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *background_main(void *arg)
+{
+	e2e_background *b = arg;
+	long t0 = e2e_now_ms();
+
+	b->rq.client = e2e_client_new();
+	b->r = e2e_do(b->s, &b->rq);
+	b->took_ms = e2e_now_ms() - t0;
+	e2e_client_free(b->rq.client);
+	b->rq.client = NULL;
+	__atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+void e2e_background_start(e2e_background *b, e2e_server *s, const e2e_request *rq)
+{
+	memset(b, 0, sizeof(*b));
+	b->s = s;
+	b->rq = *rq;
+	assert_int_equal(pthread_create(&b->thread, NULL, background_main, b), 0);
+}
+
+bool e2e_background_done(e2e_background *b)
+{
+	return __atomic_load_n(&b->done, __ATOMIC_ACQUIRE) != 0;
+}
+
+void e2e_background_join(e2e_background *b)
+{
+	assert_int_equal(pthread_join(b->thread, NULL), 0);
+}
+
 e2e_response *e2e_get(e2e_server *s, const char *fmt, ...)
 {
 	va_list ap;

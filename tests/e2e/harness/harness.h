@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 #include <cmocka.h>
@@ -140,6 +141,9 @@ json_t *e2e_allowctl_ok_at(e2e_server *s, const char *file, int line, const char
  */
 char *e2e_read_file(const char *path, size_t *len);
 
+/* Milliseconds of CLOCK_MONOTONIC: for measuring how long something took. */
+long e2e_now_ms(void);
+
 /* An RFC 3339 UTC time `offset_s` seconds from now ("2030-01-02T03:04:05Z"), test-owned. */
 char *e2e_rfc3339(long long offset_s);
 
@@ -157,6 +161,25 @@ e2e_response *e2e_send(e2e_server *s, const char *method, const char *body, cons
     E2E_PRINTF(4, 5);
 /* The value of a response header (case-insensitive name), or NULL. */
 const char *e2e_header(const e2e_response *r, const char *name);
+
+/*
+ * One request in flight on its own thread and client, for tests that watch
+ * the server while it is answered: e2e_background_start, poll
+ * e2e_background_done, then e2e_background_join (always), after which r and
+ * took_ms are set.  rq is copied; its strings must live until the join.
+ */
+typedef struct e2e_background {
+	e2e_server *s;
+	e2e_request rq;
+	e2e_response *r;
+	long took_ms;
+	int done; /* atomic */
+	pthread_t thread;
+} e2e_background;
+
+void e2e_background_start(e2e_background *b, e2e_server *s, const e2e_request *rq);
+bool e2e_background_done(e2e_background *b);
+void e2e_background_join(e2e_background *b);
 
 /* ---- test-owned memory ----------------------------------------------- */
 
