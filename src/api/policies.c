@@ -431,49 +431,50 @@ static int write_submit(api_write **out, allowd_api *api, api_write *w)
 	return 0;
 }
 
-int api_policy_create_start(api_write **out, allowd_api *api, const api_request *req,
-			    void (*done)(void *ctx), void *ctx)
+/*
+ * A create or an edit: the body decoded in `mode` into a new write of
+ * `kind` (for an edit, of policy `id`), then submitted.
+ */
+static int write_start_with_body(api_write **out, allowd_api *api, const api_request *req,
+				 write_kind kind, policy_decode_mode mode, int64_t id,
+				 void (*done)(void *ctx), void *ctx)
 {
 	api_write *w = NULL;
 	json_t *body = NULL;
 	int rc;
 
-	*out = NULL;
 	if ((rc = allowd_json_parse_body(&body, req->content_type, req->body, req->body_len)))
 		return rc;
-	if ((rc = write_new(&w, W_CREATE, req, done, ctx)) ||
-	    (rc = allowd_json_decode_policy(&w->in, body, DECODE_CREATE))) {
+	if ((rc = write_new(&w, kind, req, done, ctx)) ||
+	    (rc = allowd_json_decode_policy(&w->in, body, mode))) {
 		json_decref(body);
 		api_write_free(w);
 		return rc;
 	}
 	json_decref(body);
 	w->has_in = 1;
+	if (kind == W_EDIT)
+		w->in.id = w->id = id;
 	return write_submit(out, api, w);
+}
+
+int api_policy_create_start(api_write **out, allowd_api *api, const api_request *req,
+			    void (*done)(void *ctx), void *ctx)
+{
+	*out = NULL;
+	return write_start_with_body(out, api, req, W_CREATE, DECODE_CREATE, 0, done, ctx);
 }
 
 int api_policy_edit_start(api_write **out, allowd_api *api, const api_request *req,
 			  void (*done)(void *ctx), void *ctx)
 {
-	api_write *w = NULL;
-	json_t *body = NULL;
 	int64_t id;
 	int rc;
 
 	*out = NULL;
-	if ((rc = allowd_parse_policy_id(&id, req->policy_id)) ||
-	    (rc = allowd_json_parse_body(&body, req->content_type, req->body, req->body_len)))
+	if ((rc = allowd_parse_policy_id(&id, req->policy_id)))
 		return rc;
-	if ((rc = write_new(&w, W_EDIT, req, done, ctx)) ||
-	    (rc = allowd_json_decode_policy(&w->in, body, DECODE_PATCH))) {
-		json_decref(body);
-		api_write_free(w);
-		return rc;
-	}
-	json_decref(body);
-	w->has_in = 1;
-	w->in.id = w->id = id;
-	return write_submit(out, api, w);
+	return write_start_with_body(out, api, req, W_EDIT, DECODE_PATCH, id, done, ctx);
 }
 
 int api_policy_delete_start(api_write **out, allowd_api *api, const api_request *req,

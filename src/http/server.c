@@ -1076,6 +1076,28 @@ static void stop_watchdog(allowd_server *s)
 			close(s->wake[i]);
 }
 
+/*
+ * Releases what a start made (a failed start's partial state included):
+ * the daemons, the listening socket `fd`, the watchdog, the acceptor's
+ * wake-up pipe and the locks.  The acceptor is stopped already.
+ */
+static void server_free(allowd_server *s, int fd)
+{
+	for (int i = 0; s->workers && i < s->n_workers; i++)
+		MHD_stop_daemon(s->workers[i].daemon);
+	free(s->workers);
+	close(fd);
+	stop_watchdog(s);
+	for (int i = 0; i < 2; i++)
+		if (s->accept_wake[i] >= 0)
+			close(s->accept_wake[i]);
+	pthread_cond_destroy(&s->slot);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->conns_lock);
+	free(s);
+}
+
 int allowd_server_start(allowd_server **out, const allowd_config *cfg, allowd_api *api,
 			int *port_out)
 {
@@ -1149,19 +1171,7 @@ int allowd_server_start(allowd_server **out, const allowd_config *cfg, allowd_ap
 	return 0;
 
 fail:
-	for (int i = 0; s->workers && i < s->n_workers; i++)
-		MHD_stop_daemon(s->workers[i].daemon);
-	free(s->workers);
-	close(fd);
-	stop_watchdog(s);
-	for (int i = 0; i < 2; i++)
-		if (s->accept_wake[i] >= 0)
-			close(s->accept_wake[i]);
-	pthread_cond_destroy(&s->slot);
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->idle);
-	pthread_mutex_destroy(&s->conns_lock);
-	free(s);
+	server_free(s, fd);
 	return ALLOWD_ERR;
 }
 
@@ -1197,16 +1207,5 @@ void allowd_server_stop(allowd_server *s, int grace_ms)
 	pthread_mutex_lock(&s->conns_lock);
 	s->stopping = 1; /* no lingering for the connections closed by the stop */
 	pthread_mutex_unlock(&s->conns_lock);
-	for (int i = 0; i < s->n_workers; i++)
-		MHD_stop_daemon(s->workers[i].daemon);
-	free(s->workers);
-	close(s->listen_fd);
-	stop_watchdog(s);
-	for (int i = 0; i < 2; i++)
-		close(s->accept_wake[i]);
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->idle);
-	pthread_mutex_destroy(&s->conns_lock);
-	pthread_cond_destroy(&s->slot);
-	free(s);
+	server_free(s, s->listen_fd);
 }
